@@ -1,0 +1,147 @@
+//! Classic libpcap files: a 24-byte file header, then records of a 16-byte
+//! header (24 in the "modified" variant) and the captured bytes.
+//!
+//! Classic records have no framing beyond their own length field, so a
+//! record header that cannot be right (the file ends inside it or it claims
+//! an impossible length) ends the walk: nothing after it can be located.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
+
+use crate::error::{CaptureError, ErrorKind};
+use crate::file::{Cursor, Format, MAX_CAPLEN, RawPacket, u32_at, usize_to_u64};
+
+/// Length of the classic file header.
+pub(crate) const FILE_HEADER_LEN: usize = 24;
+
+/// libpcap keeps the link type in the low 26 bits; the top bits may carry
+/// the FCS length of the link.
+const LINKTYPE_MASK: u32 = 0x03FF_FFFF;
+
+/// What every record of a classic file shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileHeader {
+    big_endian: bool,
+    nanos: bool,
+    modified: bool,
+    snaplen: u32,
+    link_type: u32,
+}
+
+impl FileHeader {
+    pub(crate) fn format(&self) -> Format {
+        if self.modified {
+            Format::PcapModified
+        } else {
+            Format::Pcap {
+                nanos: self.nanos,
+                big_endian: self.big_endian,
+            }
+        }
+    }
+
+    fn record_header_len(&self) -> usize {
+        if self.modified { 24 } else { 16 }
+    }
+}
+
+/// Parses and checks the file header; the caller has matched the magic.
+pub(crate) fn parse_file_header(bytes: &[u8], path: &Arc<Path>) -> Result<FileHeader, CaptureError> {
+    let at_start = |kind| CaptureError::file(path, kind).at_offset(0);
+    if bytes.len() < FILE_HEADER_LEN {
+        return Err(at_start(ErrorKind::TruncatedFileHeader {
+            needed: usize_to_u64(FILE_HEADER_LEN),
+            available: usize_to_u64(bytes.len()),
+        }));
+    }
+    let header = match pcap_parser::parse_pcap_header(bytes) {
+        Ok((_, header)) => header,
+        // The magic was matched and 24 bytes are present, so this cannot
+        // happen with the parser as it is; it is still an error, not a panic.
+        Err(_) => {
+            let first_bytes = bytes.iter().take(16).copied().collect();
+            return Err(at_start(ErrorKind::NotACapture { first_bytes }));
+        }
+    };
+    if header.version_major != 2 {
+        return Err(at_start(ErrorKind::UnsupportedVersion {
+            format: "pcap",
+            major: header.version_major,
+            minor: header.version_minor,
+        }));
+    }
+    let link_type = u32::from_ne_bytes(header.network.0.to_ne_bytes()) & LINKTYPE_MASK;
+    Ok(FileHeader {
+        big_endian: header.is_bigendian(),
+        nanos: header.is_nanosecond_precision(),
+        modified: header.is_modified_format(),
+        snaplen: header.snaplen,
+        link_type,
+    })
+}
+
+/// Reads the record at the cursor.
+#[inline]
+pub(crate) fn next<'a>(
+    header: &FileHeader,
+    cursor: &mut Cursor<'a>,
+) -> Option<Result<RawPacket<'a>, CaptureError>> {
+    let rest = cursor.rest();
+    if rest.is_empty() {
+        return None;
+    }
+    let number = cursor.number.saturating_add(1);
+    let offset = usize_to_u64(cursor.pos);
+    let header_len = header.record_header_len();
+    let fail = |kind| Some(Err(cursor.error(kind).at_packet(number)));
+    let Some(caplen) = u32_at(rest, 8, header.big_endian).filter(|_| rest.len() >= header_len)
+    else {
+        return fail(ErrorKind::TruncatedRecordHeader {
+            needed: usize_to_u64(header_len),
+            available: usize_to_u64(rest.len()),
+            packets_read: cursor.number,
+        });
+    };
+    if caplen > MAX_CAPLEN && caplen > header.snaplen {
+        return fail(ErrorKind::CaplenTooLarge {
+            caplen,
+            snaplen: header.snaplen,
+            max: MAX_CAPLEN,
+        });
+    }
+    let parsed = if header.modified {
+        parse_pcap_frame_modified(rest)
+    } else if header.big_endian {
+        parse_pcap_frame_be(rest)
+    } else {
+        parse_pcap_frame(rest)
+    };
+    let Ok((remaining, frame)) = parsed else {
+        return fail(ErrorKind::TruncatedRecordData {
+            caplen,
+            available: usize_to_u64(rest.len().saturating_sub(header_len)),
+            packets_read: cursor.number,
+        });
+    };
+    cursor.pos = cursor.pos.saturating_add(rest.len().saturating_sub(remaining.len()));
+    cursor.number = number;
+    let fraction_ns = if header.nanos {
+        u64::from(frame.ts_usec)
+    } else {
+        u64::from(frame.ts_usec).saturating_mul(1_000)
+    };
+    let ts_ns = u64::from(frame.ts_sec)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(fraction_ns);
+    Some(Ok(RawPacket {
+        number,
+        ts_ns,
+        link_type: header.link_type,
+        interface: 0,
+        data: frame.data,
+        orig_len: frame.origlen,
+        offset,
+    }))
+}

@@ -1,0 +1,322 @@
+//! The zero-copy capture file reader: [`CaptureFile`] and its [`Packets`].
+//!
+//! The file is memory-mapped once and never copied: every [`RawPacket`]
+//! borrows its bytes from the mapping. The format is told by the magic
+//! number at the start of the file, never by the file name, because captures
+//! are routinely renamed (`.cap`, `.dmp`, no extension at all).
+
+use std::fs::File;
+use std::iter::FusedIterator;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{CaptureError, ErrorKind};
+use crate::{classic, map, pcapng};
+
+/// The largest captured length accepted for a classic pcap record whose
+/// length is also above the file's snaplen: 256 KiB, the limit libpcap and
+/// Wireshark apply to ordinary link types.
+///
+/// A classic pcap record has no framing but its own length field, so a
+/// length beyond this marks a corrupt record header and the rest of the file
+/// cannot be found; reading stops there.
+pub const MAX_CAPLEN: u32 = 262_144;
+
+/// The container format of a capture file, found from its magic number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// Classic libpcap format.
+    Pcap {
+        /// Nanosecond timestamps (magic `a1b23c4d`) rather than microseconds.
+        nanos: bool,
+        /// Fields are big-endian (the file was written on a big-endian host).
+        big_endian: bool,
+    },
+    /// The "modified" libpcap format (magic `a1b2cd34`, little-endian,
+    /// microseconds) whose record headers carry 8 more bytes (interface
+    /// index, protocol, packet type) that this reader skips.
+    PcapModified,
+    /// pcapng: one or more sections, each with its own byte order and
+    /// interfaces.
+    PcapNg,
+}
+
+/// One packet record of a capture file, borrowed from the file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawPacket<'a> {
+    /// 1-based position of the packet record in the file, like tshark's
+    /// `frame.number`.
+    pub number: u64,
+    /// Capture time in nanoseconds since the Unix epoch. Saturates at 0 and
+    /// `u64::MAX` (the year 2554) instead of wrapping; a fraction field that
+    /// is out of range (microseconds ≥ 1 000 000) simply carries into the
+    /// seconds. pcapng simple packet blocks have no timestamp and read as 0.
+    pub ts_ns: u64,
+    /// The `LINKTYPE_` number of the packet's interface (1 is Ethernet).
+    pub link_type: u32,
+    /// The interface id within its pcapng section; 0 for classic pcap.
+    pub interface: u32,
+    /// The captured bytes (caplen of them), borrowed from the file.
+    pub data: &'a [u8],
+    /// The packet's length on the wire; more than `data.len()` when the
+    /// capture cut it at the snaplen.
+    pub orig_len: u32,
+    /// Byte offset of the packet's record (pcap) or block (pcapng) in the file.
+    pub offset: u64,
+}
+
+/// A capture file (pcap or pcapng) opened for zero-copy reading.
+///
+/// Open it once, then walk it with [`packets`](CaptureFile::packets) as
+/// many times as needed; walks are independent and can run on several
+/// threads at once.
+///
+/// The mapping is read-only. A file that another process truncates while it
+/// is mapped makes reads past the new end fault (`SIGBUS`); for a capture
+/// that is still being written, read it with
+/// [`from_bytes`](CaptureFile::from_bytes) or
+/// [`open_with_libpcap`](crate::open_with_libpcap) instead.
+#[derive(Debug)]
+pub struct CaptureFile {
+    path: Arc<Path>,
+    bytes: Bytes,
+    format: Format,
+    start: Start,
+}
+
+#[derive(Debug)]
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(vec) => vec,
+        }
+    }
+}
+
+/// What a walk starts from, decided once when the file is opened.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Classic(classic::FileHeader),
+    Ng,
+}
+
+impl CaptureFile {
+    /// Opens and memory-maps a capture file and checks its header.
+    ///
+    /// Fails if the file cannot be read, is empty (0 bytes), does not start
+    /// with a pcap or pcapng magic number (the error shows the first bytes),
+    /// or has a truncated or unsupported header. A file with a valid header
+    /// and no packets opens fine and yields no packets.
+    pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
+        let path: Arc<Path> = Arc::from(path);
+        let file = File::open(&path).map_err(|e| CaptureError::file(&path, ErrorKind::Open(e)))?;
+        let len = file
+            .metadata()
+            .map_err(|e| CaptureError::file(&path, ErrorKind::Open(e)))?
+            .len();
+        if len == 0 {
+            return Err(CaptureError::file(&path, ErrorKind::EmptyFile));
+        }
+        let mapped = map::map_read_only(&file)
+            .map_err(|e| CaptureError::file(&path, ErrorKind::Map(e)))?;
+        CaptureFile::from_parts(path, Bytes::Mapped(mapped))
+    }
+
+    /// Reads a capture held in memory, for input that is not a regular file
+    /// (standard input, a pipe, a file still growing) and for tests.
+    ///
+    /// `name` is only used in error messages. Checks the header as
+    /// [`open`](CaptureFile::open) does.
+    pub fn from_bytes(name: impl AsRef<Path>, bytes: Vec<u8>) -> Result<CaptureFile, CaptureError> {
+        let path: Arc<Path> = Arc::from(name.as_ref());
+        if bytes.is_empty() {
+            return Err(CaptureError::file(&path, ErrorKind::EmptyFile));
+        }
+        CaptureFile::from_parts(path, Bytes::Owned(bytes))
+    }
+
+    fn from_parts(path: Arc<Path>, bytes: Bytes) -> Result<CaptureFile, CaptureError> {
+        let data = bytes.as_slice();
+        let magic: [u8; 4] = match data.get(..4).and_then(|m| <[u8; 4]>::try_from(m).ok()) {
+            Some(magic) => magic,
+            None => {
+                let first_bytes = data.to_vec();
+                return Err(
+                    CaptureError::file(&path, ErrorKind::NotACapture { first_bytes }).at_offset(0)
+                );
+            }
+        };
+        let (format, start) = match magic {
+            [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0x4d, 0x3c, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x34, 0xcd, 0xb2, 0xa1] => {
+                let header = classic::parse_file_header(data, &path)?;
+                (header.format(), Start::Classic(header))
+            }
+            [0xa1, 0xb2, 0xcd, 0x34] => {
+                let what = "big-endian modified (Kuznetzov) pcap";
+                return Err(CaptureError::file(&path, ErrorKind::Unsupported { what }).at_offset(0));
+            }
+            [0x0a, 0x0d, 0x0d, 0x0a] => {
+                pcapng::check_first_section(data, &path)?;
+                (Format::PcapNg, Start::Ng)
+            }
+            _ => {
+                let first_bytes = data.iter().take(16).copied().collect();
+                return Err(
+                    CaptureError::file(&path, ErrorKind::NotACapture { first_bytes }).at_offset(0)
+                );
+            }
+        };
+        Ok(CaptureFile {
+            path,
+            bytes,
+            format,
+            start,
+        })
+    }
+
+    /// The path the file was opened from (or the name given to
+    /// [`from_bytes`](CaptureFile::from_bytes)).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The container format, found from the magic number.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The size of the file in bytes, to report progress against
+    /// [`Packets::position`].
+    pub fn len_bytes(&self) -> u64 {
+        usize_to_u64(self.bytes.as_slice().len())
+    }
+
+    /// Walks the packet records from the start of the file.
+    pub fn packets(&self) -> Packets<'_> {
+        let (state, pos) = match self.start {
+            Start::Classic(header) => (State::Classic(header), classic::FILE_HEADER_LEN),
+            Start::Ng => (State::Ng(pcapng::Section::default()), 0),
+        };
+        Packets {
+            cursor: Cursor {
+                bytes: self.bytes.as_slice(),
+                path: &self.path,
+                pos,
+                number: 0,
+            },
+            state,
+            done: false,
+        }
+    }
+}
+
+/// The position of a walk in the file, shared by the format readers.
+#[derive(Debug)]
+pub(crate) struct Cursor<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) path: &'a Arc<Path>,
+    /// Offset of the next record; never beyond `bytes.len()`.
+    pub(crate) pos: usize,
+    /// Packet records seen so far.
+    pub(crate) number: u64,
+}
+
+impl<'a> Cursor<'a> {
+    /// The bytes from the next record to the end of the file.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.bytes.get(self.pos..).unwrap_or_default()
+    }
+
+    /// An error about the record at the current position.
+    pub(crate) fn error(&self, kind: ErrorKind) -> CaptureError {
+        CaptureError::file(self.path, kind).at_offset(usize_to_u64(self.pos))
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Classic(classic::FileHeader),
+    Ng(pcapng::Section),
+}
+
+/// An iterator over the packets of a [`CaptureFile`], in file order.
+///
+/// Yields `Err` for a record it cannot read. After an error that is not
+/// [recoverable](CaptureError::is_recoverable) (a truncated file, a corrupt
+/// record header) it returns `None`; after a recoverable one it goes on with
+/// the next record. A truncated file thus yields every complete packet and
+/// then one error saying how many packets were read and where the file ends.
+#[derive(Debug)]
+pub struct Packets<'a> {
+    cursor: Cursor<'a>,
+    state: State,
+    done: bool,
+}
+
+impl Packets<'_> {
+    /// Byte offset of the next record to read, for progress reporting.
+    pub fn position(&self) -> u64 {
+        usize_to_u64(self.cursor.pos)
+    }
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = Result<RawPacket<'a>, CaptureError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match &mut self.state {
+            State::Classic(header) => classic::next(header, &mut self.cursor),
+            State::Ng(section) => pcapng::next(section, &mut self.cursor),
+        };
+        match &item {
+            None => self.done = true,
+            Some(Err(err)) if !err.is_recoverable() => self.done = true,
+            Some(_) => {}
+        }
+        item
+    }
+}
+
+impl FusedIterator for Packets<'_> {}
+
+/// Widens a length; `usize` is at most 64 bits on every supported target.
+pub(crate) fn usize_to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Reads a `u32` at `at` in the given byte order, `None` past the end.
+#[inline]
+pub(crate) fn u32_at(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(if big_endian {
+        u32::from_be_bytes(raw)
+    } else {
+        u32::from_le_bytes(raw)
+    })
+}
+
+/// Reads a `u16` at `at` in the given byte order, `None` past the end.
+#[inline]
+pub(crate) fn u16_at(bytes: &[u8], at: usize, big_endian: bool) -> Option<u16> {
+    let raw: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
+    Some(if big_endian {
+        u16::from_be_bytes(raw)
+    } else {
+        u16::from_le_bytes(raw)
+    })
+}

@@ -1,0 +1,430 @@
+//! Parsing of the comma-separated tuple strings of the Azure formats and of
+//! the single values they (and JSON lines) are made of.
+//!
+//! Everything here works on borrowed text and allocates only when a tuple is
+//! malformed, so a well-formed tuple costs no allocation beyond reference
+//! count bumps.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::tuple::{
+    Decision, Direction, Encryption, FlowState, FlowTuple, Position, SourceFormat, TupleProblem,
+};
+
+/// Epoch values at or above this are milliseconds, below it seconds.
+///
+/// 10^11 seconds is in the year 5138, 10^11 milliseconds is in March 1973:
+/// no log of either kind is near the boundary.
+pub(crate) const MILLIS_THRESHOLD: u64 = 100_000_000_000;
+
+/// What the tuples of one group share: taken from the enclosing objects once,
+/// cloned (reference counts only) into every tuple.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GroupContext {
+    pub version: Option<u32>,
+    pub rule: Option<Arc<str>>,
+    pub acl_id: Option<Arc<str>>,
+    pub mac: Option<Arc<str>>,
+    pub resource_id: Option<Arc<str>>,
+}
+
+/// Longest value quoted back in a [`TupleProblem::Invalid`].
+const MAX_QUOTED: usize = 48;
+
+pub(crate) fn invalid(field: &'static str, value: &str, why: &'static str) -> TupleProblem {
+    TupleProblem::Invalid {
+        field,
+        value: crate::tuple::clip(value, MAX_QUOTED),
+        why,
+    }
+}
+
+/// Splits `text` into exactly `N` comma-separated fields.
+fn split_exact<const N: usize>(text: &str) -> Result<[&str; N], TupleProblem> {
+    let mut fields = [""; N];
+    let mut found = 0;
+    for (slot, field) in text.split(',').enumerate() {
+        if let Some(place) = fields.get_mut(slot) {
+            *place = field;
+        }
+        found = slot + 1;
+    }
+    if found == N {
+        Ok(fields)
+    } else {
+        Err(TupleProblem::FieldCount { expected: N, found })
+    }
+}
+
+fn required<'t>(field: &'static str, text: &'t str) -> Result<&'t str, TupleProblem> {
+    if text.is_empty() {
+        Err(TupleProblem::Missing { field })
+    } else {
+        Ok(text)
+    }
+}
+
+/// Converts an epoch value in seconds or milliseconds (decided by
+/// magnitude) to nanoseconds; `None` when it does not fit in 64 bits.
+pub(crate) fn epoch_to_ns(value: u64) -> Option<u64> {
+    if value >= MILLIS_THRESHOLD {
+        value.checked_mul(1_000_000)
+    } else {
+        value.checked_mul(1_000_000_000)
+    }
+}
+
+fn parse_time(text: &str) -> Result<u64, TupleProblem> {
+    let text = required("time", text)?;
+    let value: u64 = text
+        .parse()
+        .map_err(|_| invalid("time", text, "an epoch time in seconds or milliseconds"))?;
+    epoch_to_ns(value).ok_or_else(|| invalid("time", text, "a time before the year 2554"))
+}
+
+fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, TupleProblem> {
+    let text = required(field, text)?;
+    text.parse()
+        .map_err(|_| invalid(field, text, "an IPv4 or IPv6 address"))
+}
+
+fn parse_port(field: &'static str, text: &str) -> Result<u16, TupleProblem> {
+    let text = required(field, text)?;
+    text.parse()
+        .map_err(|_| invalid(field, text, "a port number from 0 to 65535"))
+}
+
+fn parse_counter(field: &'static str, text: &str) -> Result<Option<u64>, TupleProblem> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| invalid(field, text, "a non-negative integer"))
+}
+
+fn parse_direction(text: &str) -> Result<Direction, TupleProblem> {
+    match required("direction", text)? {
+        "I" => Ok(Direction::Inbound),
+        "O" => Ok(Direction::Outbound),
+        other => Err(invalid("direction", other, "I or O")),
+    }
+}
+
+/// The four counters shared by VNet tuples and NSG version 2 tuples.
+fn parse_counters(fields: [&str; 4]) -> Result<[Option<u64>; 4], TupleProblem> {
+    let [ps, bs, pr, br] = fields;
+    Ok([
+        parse_counter("packets_sent", ps)?,
+        parse_counter("bytes_sent", bs)?,
+        parse_counter("packets_received", pr)?,
+        parse_counter("bytes_received", br)?,
+    ])
+}
+
+/// Parses a VNet flow log tuple:
+/// `time,src,dst,sport,dport,protocol,direction,state,encryption,ps,bs,pr,br`.
+pub(crate) fn parse_vnet_tuple(
+    text: &str,
+    ctx: &GroupContext,
+    position: Position,
+) -> Result<FlowTuple, TupleProblem> {
+    let [
+        time,
+        src,
+        dst,
+        sport,
+        dport,
+        proto,
+        dir,
+        state,
+        enc,
+        ps,
+        bs,
+        pr,
+        br,
+    ] = split_exact::<13>(text)?;
+    let protocol = {
+        let proto = required("protocol", proto)?;
+        proto
+            .parse::<u8>()
+            .map_err(|_| invalid("protocol", proto, "an IANA protocol number from 0 to 255"))?
+    };
+    let state = match required("state", state)? {
+        "B" => FlowState::Begin,
+        "C" => FlowState::Continuing,
+        "E" => FlowState::End,
+        "D" => FlowState::Denied,
+        other => return Err(invalid("state", other, "B, C, E or D")),
+    };
+    let decision = if state == FlowState::Denied {
+        Decision::Denied
+    } else {
+        Decision::Allowed
+    };
+    let encryption = Encryption::from_field(required("encryption", enc)?);
+    let [packets_sent, bytes_sent, packets_received, bytes_received] =
+        parse_counters([ps, bs, pr, br])?;
+    Ok(FlowTuple {
+        source: SourceFormat::VnetFlowLog,
+        flow_log_version: ctx.version,
+        time_ns: parse_time(time)?,
+        end_time_ns: None,
+        src: parse_ip("src", src)?,
+        dst: parse_ip("dst", dst)?,
+        src_port: parse_port("src_port", sport)?,
+        dst_port: parse_port("dst_port", dport)?,
+        protocol,
+        direction: parse_direction(dir)?,
+        state: Some(state),
+        decision,
+        encryption: Some(encryption),
+        packets_sent,
+        bytes_sent,
+        packets_received,
+        bytes_received,
+        rule: ctx.rule.clone(),
+        acl_id: ctx.acl_id.clone(),
+        mac: ctx.mac.clone(),
+        resource_id: ctx.resource_id.clone(),
+        name: None,
+        sni: None,
+        http_host: None,
+        position,
+    })
+}
+
+/// Parses an NSG flow log tuple of the given version (1 or 2):
+/// `time,src,dst,sport,dport,T|U,I|O,A|D` and, in version 2,
+/// `,B|C|E,ps,bs,pr,br`.
+pub(crate) fn parse_nsg_tuple(
+    text: &str,
+    ctx: &GroupContext,
+    position: Position,
+) -> Result<FlowTuple, TupleProblem> {
+    let (head, tail) = if ctx.version == Some(1) {
+        let head = split_exact::<8>(text)?;
+        (head, None)
+    } else {
+        let [a, b, c, d, e, f, g, h, state, ps, bs, pr, br] = split_exact::<13>(text)?;
+        ([a, b, c, d, e, f, g, h], Some((state, [ps, bs, pr, br])))
+    };
+    let [time, src, dst, sport, dport, proto, dir, decision] = head;
+    let protocol = match required("protocol", proto)? {
+        "T" => 6,
+        "U" => 17,
+        other => return Err(invalid("protocol", other, "T or U")),
+    };
+    let decision = match required("decision", decision)? {
+        "A" => Decision::Allowed,
+        "D" => Decision::Denied,
+        other => return Err(invalid("decision", other, "A or D")),
+    };
+    let (state, counters) = match tail {
+        None => (None, [None; 4]),
+        Some((state, counters)) => {
+            let state = match required("state", state)? {
+                "B" => FlowState::Begin,
+                "C" => FlowState::Continuing,
+                "E" => FlowState::End,
+                other => return Err(invalid("state", other, "B, C or E")),
+            };
+            (Some(state), parse_counters(counters)?)
+        }
+    };
+    let [packets_sent, bytes_sent, packets_received, bytes_received] = counters;
+    Ok(FlowTuple {
+        source: SourceFormat::NsgFlowLog,
+        flow_log_version: ctx.version,
+        time_ns: parse_time(time)?,
+        end_time_ns: None,
+        src: parse_ip("src", src)?,
+        dst: parse_ip("dst", dst)?,
+        src_port: parse_port("src_port", sport)?,
+        dst_port: parse_port("dst_port", dport)?,
+        protocol,
+        direction: parse_direction(dir)?,
+        state,
+        decision,
+        encryption: None,
+        packets_sent,
+        bytes_sent,
+        packets_received,
+        bytes_received,
+        rule: ctx.rule.clone(),
+        acl_id: None,
+        mac: ctx.mac.clone(),
+        resource_id: ctx.resource_id.clone(),
+        name: None,
+        sni: None,
+        http_host: None,
+        position,
+    })
+}
+
+/// Maps a protocol name (case-insensitive) to its IANA number.
+pub(crate) fn protocol_by_name(name: &str) -> Option<u8> {
+    const NAMES: &[(&str, u8)] = &[
+        ("icmp", 1),
+        ("igmp", 2),
+        ("tcp", 6),
+        ("udp", 17),
+        ("gre", 47),
+        ("esp", 50),
+        ("ah", 51),
+        ("icmpv6", 58),
+        ("ipv6-icmp", 58),
+        ("sctp", 132),
+    ];
+    NAMES
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        .map(|&(_, number)| number)
+}
+
+/// Parses an RFC 3339 timestamp (`2024-05-01T10:00:00.5Z`,
+/// `2024-05-01T12:00:00+02:00`) to nanoseconds since the Unix epoch.
+///
+/// Times before 1970 do not fit the tuple's unsigned time and are refused.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u64> {
+        let digits = bytes.get(from..from + len)?;
+        digits.iter().try_fold(0u64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+        })
+    };
+    let sep = |at: usize, allowed: &[u8]| bytes.get(at).is_some_and(|b| allowed.contains(b));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut at = 19;
+    let mut nanos = 0u64;
+    if sep(at, b".") {
+        at += 1;
+        let start = at;
+        let mut scale = 100_000_000u64;
+        while let Some(&b) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
+            nanos += u64::from(b - b'0') * scale;
+            scale /= 10;
+            at += 1;
+        }
+        if at == start {
+            return None;
+        }
+    }
+    let offset_secs: i64 = match bytes.get(at..)? {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), ..] if bytes.len() == at + 6 && sep(at + 3, b":") => {
+            let hours = num(at + 1, 2)?;
+            let minutes = num(at + 4, 2)?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let value = i64::try_from(hours * 3600 + minutes * 60).ok()?;
+            if *sign == b'-' { -value } else { value }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(i64::try_from(year).ok()?, month, day);
+    let local = days * 86_400 + i64::try_from(hour * 3600 + minute * 60 + second).ok()?;
+    let utc = u64::try_from(local - offset_secs).ok()?;
+    utc.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+fn is_leap(year: u64) -> bool {
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+}
+
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (month and day
+/// already validated), by the usual era arithmetic.
+fn days_from_civil(year: i64, month: u64, day: u64) -> i64 {
+    let month = i64::try_from(month).unwrap_or(1);
+    let day = i64::try_from(day).unwrap_or(1);
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_values() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2022-09-14T09:00:52.5625085Z"),
+            Some(1_663_146_052_562_508_500)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00+02:00"),
+            Some(1_709_200_800_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29t10:00:00-00:30"),
+            Some(1_709_202_600_000_000_000)
+        );
+        assert_eq!(parse_rfc3339("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00.Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T24:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-1-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339(""), None);
+    }
+
+    #[test]
+    fn epoch_by_magnitude() {
+        assert_eq!(epoch_to_ns(1_663_146_003), Some(1_663_146_003_000_000_000));
+        assert_eq!(
+            epoch_to_ns(1_663_146_003_599),
+            Some(1_663_146_003_599_000_000)
+        );
+        assert_eq!(epoch_to_ns(u64::MAX), None);
+    }
+
+    #[test]
+    fn split_counts_fields() {
+        assert_eq!(split_exact::<3>("a,b,c"), Ok(["a", "b", "c"]));
+        assert_eq!(
+            split_exact::<3>("a,b"),
+            Err(TupleProblem::FieldCount {
+                expected: 3,
+                found: 2
+            })
+        );
+        assert_eq!(
+            split_exact::<3>("a,b,c,d"),
+            Err(TupleProblem::FieldCount {
+                expected: 3,
+                found: 4
+            })
+        );
+    }
+}

@@ -1,0 +1,544 @@
+//! The evaluator: a rule image turned into match tables once, then applied to flows and
+//! DNS answers. It keeps no state between records, so a batch can be split anywhere and
+//! evaluated by any number of instances with the same result.
+
+use crate::image::{AddressMatch, Image, PortRange, Rule, ServiceTag};
+use crate::matching::{NameSet, PrefixSet, is_private, normalize};
+use crate::record::{DnsAnswer, Finding, Flow};
+use crate::vocab::{Action, FindingKind, Severity};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The tag whose ranges are the services' own egress and public front ends.
+pub const HEALTH_TAG: &str = "AzureHealthcareAPIs";
+
+/// How a built-in check reports, after the policy's `[checks]` overrides.
+#[derive(Clone, Copy, Debug)]
+struct CheckConf {
+    enabled: bool,
+    severity: Severity,
+    action: Action,
+}
+
+fn default_check(kind: FindingKind) -> CheckConf {
+    let severity = match kind {
+        FindingKind::DnsPublicResolution => Severity::Medium,
+        FindingKind::ServiceTagReliance => Severity::Low,
+        FindingKind::Rule => Severity::Medium,
+        _ => Severity::High,
+    };
+    let action = match kind {
+        FindingKind::ServiceTagReliance => Action::Allow,
+        _ => Action::Alert,
+    };
+    CheckConf {
+        enabled: true,
+        severity,
+        action,
+    }
+}
+
+struct CompiledRule {
+    protocol: Option<u8>,
+    src: Clause,
+    dst: Clause,
+    src_ports: Vec<PortRange>,
+    dst_ports: Vec<PortRange>,
+    names: Option<NameSet>,
+}
+
+/// One side (source or destination) of a rule: literal prefixes and service-tag prefixes
+/// kept apart, so the evaluator can tell a flow matched only through a tag.
+struct Clause {
+    any: bool,
+    nets: PrefixSet,
+    tags: PrefixSet,
+}
+
+/// How a clause matched an address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClauseMatch {
+    No,
+    Literal,
+    TagOnly,
+}
+
+impl Clause {
+    fn new(specs: &[AddressMatch], tags: &[ServiceTag]) -> Clause {
+        let mut nets = Vec::new();
+        let mut tag_nets = Vec::new();
+        for spec in specs {
+            match spec {
+                AddressMatch::Net(n) => nets.push(*n),
+                AddressMatch::Tag(t) => {
+                    tag_nets.extend(tags.get(*t as usize).into_iter().flat_map(|t| &t.ranges))
+                }
+            }
+        }
+        Clause {
+            any: specs.is_empty(),
+            nets: PrefixSet::new(&nets),
+            tags: PrefixSet::new(tag_nets),
+        }
+    }
+
+    fn matches(&self, addr: IpAddr) -> ClauseMatch {
+        if self.any || self.nets.contains(addr) {
+            ClauseMatch::Literal
+        } else if self.tags.contains(addr) {
+            ClauseMatch::TagOnly
+        } else {
+            ClauseMatch::No
+        }
+    }
+}
+
+fn ports_match(ranges: &[PortRange], port: u16) -> bool {
+    ranges.is_empty() || ranges.iter().any(|r| r.first <= port && port <= r.last)
+}
+
+/// A service name a flow was known by, and how the host learned it.
+struct NamedService<'a> {
+    service: usize,
+    name: &'a str,
+    how: &'static str,
+}
+
+pub struct Evaluator {
+    image: Image,
+    origins: PrefixSet,
+    endpoint_subnet: PrefixSet,
+    /// Service FQDNs and privatelink FQDNs → service index.
+    service_names: HashMap<String, usize>,
+    private_ips: HashMap<IpAddr, usize>,
+    public_ips: HashMap<IpAddr, usize>,
+    health_tag: PrefixSet,
+    trusted_names: NameSet,
+    trusted_ranges: PrefixSet,
+    rules: Vec<CompiledRule>,
+    checks: [CheckConf; 8],
+    untrusted_line: u32,
+    health_tag_line: u32,
+}
+
+impl Evaluator {
+    pub fn new(image: Image) -> Evaluator {
+        let tag_sets: Vec<PrefixSet> = image
+            .service_tags
+            .iter()
+            .map(|t| PrefixSet::new(&t.ranges))
+            .collect();
+        let health = image
+            .service_tags
+            .iter()
+            .position(|t| t.name.eq_ignore_ascii_case(HEALTH_TAG));
+        let mut service_names = HashMap::new();
+        let mut private_ips = HashMap::new();
+        let mut public_ips = HashMap::new();
+        for (i, s) in image.services.iter().enumerate() {
+            service_names.insert(s.fqdn.clone(), i);
+            service_names.insert(s.privatelink_fqdn.clone(), i);
+            if let Some(ip) = s.private_ip {
+                private_ips.insert(ip, i);
+            }
+            for ip in &s.public_ips {
+                public_ips.insert(*ip, i);
+            }
+        }
+        let mut checks = FindingKind::ALL.map(default_check);
+        for c in &image.checks {
+            if let Some(slot) = checks.get_mut(c.kind as usize) {
+                slot.enabled = c.enabled;
+                if let Some(s) = c.severity {
+                    slot.severity = s;
+                }
+                if let Some(a) = c.action {
+                    slot.action = a;
+                }
+            }
+        }
+        let rules = image
+            .rules
+            .iter()
+            .map(|r: &Rule| CompiledRule {
+                protocol: r.protocol,
+                src: Clause::new(&r.src, &image.service_tags),
+                dst: Clause::new(&r.dst, &image.service_tags),
+                src_ports: r.src_ports.clone(),
+                dst_ports: r.dst_ports.clone(),
+                names: (!r.names.is_empty()).then(|| NameSet::new(&r.names)),
+            })
+            .collect();
+        Evaluator {
+            origins: PrefixSet::new(&image.allowed_origins),
+            endpoint_subnet: PrefixSet::new(image.endpoint_subnet.iter()),
+            service_names,
+            private_ips,
+            public_ips,
+            health_tag: health
+                .and_then(|i| tag_sets.get(i).cloned())
+                .unwrap_or_default(),
+            health_tag_line: health
+                .and_then(|i| image.service_tags.get(i))
+                .map_or(0, |t| t.line),
+            trusted_names: NameSet::new(image.trusted_outbound.iter().flat_map(|t| &t.names)),
+            trusted_ranges: PrefixSet::new(image.trusted_outbound.iter().flat_map(|t| &t.ranges)),
+            untrusted_line: image.trusted_outbound.first().map_or(0, |t| t.line),
+            rules,
+            checks,
+            image,
+        }
+    }
+
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+
+    fn emit(
+        &self,
+        out: &mut Vec<Finding>,
+        index: u32,
+        kind: FindingKind,
+        rule: &str,
+        line: u32,
+        reason: String,
+    ) {
+        let conf = self.checks[kind as usize];
+        if conf.enabled {
+            out.push(Finding {
+                index,
+                kind,
+                rule: rule.to_string(),
+                severity: conf.severity,
+                action: conf.action,
+                line,
+                reason,
+            });
+        }
+    }
+
+    fn service_by_name<'a>(&self, flow: &Flow<'a>) -> Option<NamedService<'a>> {
+        let candidates = [
+            (flow.resolved_name, "DNS name"),
+            (flow.sni, "TLS SNI"),
+            (flow.http_host, "HTTP Host"),
+        ];
+        candidates.into_iter().find_map(|(name, how)| {
+            let name = name?;
+            let service = *self.service_names.get(normalize(name).as_ref())?;
+            Some(NamedService { service, name, how })
+        })
+    }
+
+    /// Evaluates one flow; appends at most one finding per kind to `out`.
+    pub fn evaluate_flow(&self, index: u32, flow: &Flow<'_>, out: &mut Vec<Finding>) {
+        let before = out.len();
+        let src_allowed = self.origins.contains(flow.src);
+        let dst_public = !is_private(flow.dst);
+        let named = self.service_by_name(flow);
+        let by_public_ip = self.public_ips.get(&flow.dst).copied();
+        // Flow logs carry no names: an address in the health tag's ranges stands in.
+        let inferred_by_tag =
+            flow.from_flow_log && named.is_none() && dst_public && self.health_tag.contains(flow.dst);
+
+        // pe-bypass: an allowed client reaches a service somewhere other than its endpoint.
+        if src_allowed {
+            if let Some(n) = &named
+                && let Some(svc) = self.image.services.get(n.service)
+                && svc.private_ip != Some(flow.dst)
+            {
+                let endpoint = svc
+                    .private_ip
+                    .map_or_else(|| "none is configured".to_string(), |ip| ip.to_string());
+                self.emit(
+                    out,
+                    index,
+                    FindingKind::PeBypass,
+                    "pe-bypass",
+                    svc.line,
+                    format!(
+                        "{} reached {} (by {}) at {}, not at its private endpoint ({})",
+                        flow.src, n.name, n.how, flow.dst, endpoint
+                    ),
+                );
+            } else if named.is_none() && (by_public_ip.is_some() || inferred_by_tag) {
+                let (what, line) = match by_public_ip.and_then(|i| self.image.services.get(i)) {
+                    Some(svc) => (format!("public address of {}", svc.fqdn), svc.line),
+                    None => (
+                        format!("{HEALTH_TAG} range"),
+                        self.health_tag_line,
+                    ),
+                };
+                self.emit(
+                    out,
+                    index,
+                    FindingKind::PeBypass,
+                    "pe-bypass",
+                    line,
+                    format!(
+                        "{} reached {} ({what}), inferred from the address: flow logs carry no names",
+                        flow.src, flow.dst
+                    ),
+                );
+            }
+        }
+
+        // public-access: outsiders reach a service's public front end although public
+        // network access is disabled.
+        if !src_allowed && self.image.public_network_access_disabled && dst_public {
+            let target = named
+                .as_ref()
+                .map(|n| format!("{} (by {})", n.name, n.how))
+                .or_else(|| {
+                    by_public_ip
+                        .and_then(|i| self.image.services.get(i))
+                        .map(|s| format!("{} (its public address)", s.fqdn))
+                })
+                .or_else(|| {
+                    (inferred_by_tag && !self.health_tag.contains(flow.src))
+                        .then(|| format!("the {HEALTH_TAG} range, inferred from the address"))
+                });
+            if let Some(target) = target {
+                self.emit(
+                    out,
+                    index,
+                    FindingKind::PublicAccess,
+                    "public-access",
+                    self.image.public_network_access_line,
+                    format!(
+                        "{} from outside the allowed origins reached {target} at public address {} while public network access is disabled",
+                        flow.src, flow.dst
+                    ),
+                );
+            }
+        }
+
+        // origin-not-allowed: the private endpoint is reached from elsewhere.
+        if !src_allowed {
+            let service = self.private_ips.get(&flow.dst).and_then(|&i| self.image.services.get(i));
+            if service.is_some() || self.endpoint_subnet.contains(flow.dst) {
+                let what = service.map_or_else(
+                    || "the private-endpoint subnet".to_string(),
+                    |s| format!("the private endpoint of {}", s.fqdn),
+                );
+                self.emit(
+                    out,
+                    index,
+                    FindingKind::OriginNotAllowed,
+                    "origin-not-allowed",
+                    self.image.allowed_origins_line,
+                    format!(
+                        "{} is outside the allowed origins but reached {what} at {}",
+                        flow.src, flow.dst
+                    ),
+                );
+            }
+        }
+
+        // untrusted-outbound: the services' own egress to a target nobody allowed.
+        if dst_public && self.health_tag.contains(flow.src) && !self.health_tag.contains(flow.dst)
+        {
+            let names = [flow.resolved_name, flow.sni, flow.http_host];
+            let trusted = names
+                .iter()
+                .flatten()
+                .any(|n| self.trusted_names.contains(normalize(n).as_ref()))
+                || self.trusted_ranges.contains(flow.dst);
+            if !trusted {
+                let target = names
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map_or_else(|| flow.dst.to_string(), |n| format!("{n} ({})", flow.dst));
+                self.emit(
+                    out,
+                    index,
+                    FindingKind::UntrustedOutbound,
+                    "untrusted-outbound",
+                    if self.untrusted_line != 0 {
+                        self.untrusted_line
+                    } else {
+                        self.health_tag_line
+                    },
+                    format!(
+                        "service egress from {} to {target} is not a trusted-outbound target",
+                        flow.src
+                    ),
+                );
+            }
+        }
+
+        self.evaluate_rules(index, flow, named.as_ref(), out, before);
+    }
+
+    fn evaluate_rules(
+        &self,
+        index: u32,
+        flow: &Flow<'_>,
+        named: Option<&NamedService<'_>>,
+        out: &mut Vec<Finding>,
+        before: usize,
+    ) {
+        for (rule, compiled) in self.image.rules.iter().zip(&self.rules) {
+            if compiled.protocol.is_some_and(|p| p != flow.protocol)
+                || !ports_match(&compiled.dst_ports, flow.dst_port)
+                || !ports_match(&compiled.src_ports, flow.src_port)
+            {
+                continue;
+            }
+            let src = compiled.src.matches(flow.src);
+            if src == ClauseMatch::No {
+                continue;
+            }
+            let dst = compiled.dst.matches(flow.dst);
+            if dst == ClauseMatch::No {
+                continue;
+            }
+            if let Some(names) = &compiled.names {
+                let known = [flow.resolved_name, flow.sni, flow.http_host]
+                    .into_iter()
+                    .flatten()
+                    .any(|n| names.contains(normalize(n).as_ref()));
+                if !known {
+                    continue;
+                }
+            }
+            match rule.action {
+                Action::Allow => {
+                    if src == ClauseMatch::TagOnly || dst == ClauseMatch::TagOnly {
+                        self.emit(
+                            out,
+                            index,
+                            FindingKind::ServiceTagReliance,
+                            &rule.id,
+                            rule.line,
+                            format!(
+                                "allowed by rule {} only through a service tag, which gives no isolation between customers, workspaces or services",
+                                rule.id
+                            ),
+                        );
+                    }
+                }
+                Action::Alert | Action::Deny => {
+                    let conf = self.checks[FindingKind::Rule as usize];
+                    if conf.enabled {
+                        let reason = rule.description.clone().unwrap_or_else(|| {
+                            let service = named
+                                .and_then(|n| self.image.services.get(n.service))
+                                .map(|s| format!(" ({})", s.fqdn))
+                                .unwrap_or_default();
+                            format!(
+                                "rule {} ({}) matched {}:{} -> {}:{}{service}",
+                                rule.id,
+                                rule.action,
+                                flow.src,
+                                flow.src_port,
+                                flow.dst,
+                                flow.dst_port
+                            )
+                        });
+                        out.push(Finding {
+                            index,
+                            kind: FindingKind::Rule,
+                            rule: rule.id.clone(),
+                            severity: rule.severity,
+                            action: rule.action,
+                            line: rule.line,
+                            reason,
+                        });
+                    }
+                }
+            }
+            return;
+        }
+        // No rule spoke: the default action applies to traffic no check spoke of either.
+        if let Some(action @ (Action::Alert | Action::Deny)) = self.image.default_action
+            && out.len() == before
+        {
+            self.emit(
+                out,
+                index,
+                FindingKind::Rule,
+                "default-action",
+                self.image.default_action_line,
+                format!(
+                    "no rule matched {}:{} -> {}:{}; the default action is {action}",
+                    flow.src, flow.src_port, flow.dst, flow.dst_port
+                ),
+            );
+            if let Some(last) = out.last_mut() {
+                last.action = action;
+            }
+        }
+    }
+
+    /// Evaluates one DNS answer; appends at most one finding per kind to `out`.
+    pub fn evaluate_dns(&self, index: u32, answer: &DnsAnswer<'_>, out: &mut Vec<Finding>) {
+        let query = normalize(answer.query);
+        let Some(svc) = self
+            .service_names
+            .get(query.as_ref())
+            .and_then(|&i| self.image.services.get(i))
+        else {
+            return;
+        };
+        if answer.addresses.is_empty() {
+            return;
+        }
+        let through_privatelink = query == svc.privatelink_fqdn
+            || answer
+                .cname_chain
+                .iter()
+                .any(|c| normalize(c) == svc.privatelink_fqdn.as_str());
+        let public: Vec<String> = answer
+            .addresses
+            .iter()
+            .filter(|a| !is_private(**a))
+            .map(ToString::to_string)
+            .collect();
+        if !through_privatelink || !public.is_empty() {
+            let how = match (through_privatelink, public.is_empty()) {
+                (false, false) => format!(
+                    "resolved to public address {} without the {} CNAME",
+                    public.join(", "),
+                    svc.privatelink_fqdn
+                ),
+                (false, true) => format!("resolved without the {} CNAME", svc.privatelink_fqdn),
+                _ => format!("resolved to public address {}", public.join(", ")),
+            };
+            self.emit(
+                out,
+                index,
+                FindingKind::DnsPublicResolution,
+                "dns-public-resolution",
+                svc.line,
+                format!("{} asked for {}: {how}", answer.client, svc.fqdn),
+            );
+        }
+        let conflicting: Vec<String> = answer
+            .addresses
+            .iter()
+            .filter(|a| is_private(**a) && Some(**a) != svc.private_ip)
+            .map(ToString::to_string)
+            .collect();
+        if !conflicting.is_empty() {
+            let expected = svc
+                .private_ip
+                .map_or_else(|| "no private address".to_string(), |ip| ip.to_string());
+            self.emit(
+                out,
+                index,
+                FindingKind::DnsConflict,
+                "dns-conflict",
+                svc.line,
+                format!(
+                    "{} resolved {} to private address {}, but its private endpoint is {expected}",
+                    answer.client,
+                    svc.fqdn,
+                    conflicting.join(", ")
+                ),
+            );
+        }
+    }
+}
+

@@ -1,0 +1,4 @@
+//! The linkward host: everything outside the sandbox.
+#![forbid(unsafe_code)]
+
+pub mod sandbox;

@@ -1,0 +1,242 @@
+//! The sandbox through its public interface: real modules compiled from policy source,
+//! and hostile modules written as WAT.
+
+use linkward_guest::packed::FlowBatchWriter;
+use linkward_guest::record::{OwnedDnsAnswer, OwnedFlow};
+use linkward_guest::vocab::FindingKind;
+use linkward_host::sandbox::{Limits, PolicyEngine, SandboxError};
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+[policy]
+name = "sandbox-test"
+version = "2.0.1"
+
+[workspace]
+name = "fabrikam"
+public-network-access = "disabled"
+
+[[workspace.services]]
+kind = "fhir"
+name = "records"
+private-ip = "10.1.2.5"
+
+[private-endpoint]
+vnet = "10.1.0.0/16"
+subnet = "10.1.2.0/24"
+allowed-origins = ["10.1.0.0/16"]
+
+[[rules]]
+id = "no-smb"
+action = "deny"
+protocol = "tcp"
+dst-ports = [445]
+severity = "high"
+"#;
+
+fn engine() -> PolicyEngine {
+    PolicyEngine::new(Limits {
+        call_timeout: Duration::from_millis(300),
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    })
+    .unwrap()
+}
+
+fn module_bytes() -> Vec<u8> {
+    linkward_policy::compile::compile_source("sandbox-test.toml", POLICY, None)
+        .unwrap()
+        .wasm
+}
+
+fn bypass_flow() -> OwnedFlow {
+    OwnedFlow {
+        src: Some("10.1.5.9".parse().unwrap()),
+        dst: Some("20.37.1.10".parse().unwrap()),
+        src_port: 50000,
+        dst_port: 443,
+        protocol: 6,
+        sni: Some("fabrikam-records.fhir.azurehealthcareapis.com".into()),
+        ..OwnedFlow::default()
+    }
+}
+
+#[test]
+fn compiled_module_loads_reports_metadata_and_evaluates_both_forms() {
+    let module = engine().load(&module_bytes()).unwrap();
+    let info = module.info().unwrap();
+    assert_eq!(info.policy_name, "sandbox-test");
+    assert_eq!(info.policy_version, "2.0.1");
+    assert_eq!(info.contract_version, "1.0.0");
+    assert_eq!((info.services, info.rules), (1, 1));
+
+    let mut sandbox = module.sandbox();
+    let good = OwnedFlow {
+        dst: Some("10.1.2.5".parse().unwrap()),
+        ..bypass_flow()
+    };
+    let records = sandbox
+        .evaluate_flow_records(&[good.clone(), bypass_flow()])
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].index, records[0].kind), (1, FindingKind::PeBypass));
+
+    let mut batch = FlowBatchWriter::new();
+    batch.push(&good.view(), &[]);
+    batch.push(&bypass_flow().view(), &[]);
+    let packed = sandbox.evaluate_flows_packed(batch.bytes(), 2).unwrap();
+    assert_eq!(packed, records);
+
+    let dns = OwnedDnsAnswer {
+        client: Some("10.1.5.9".parse().unwrap()),
+        query: "fabrikam-records.fhir.azurehealthcareapis.com".into(),
+        addresses: vec!["20.37.1.10".parse().unwrap()],
+        ..OwnedDnsAnswer::default()
+    };
+    let found = sandbox.evaluate_dns_records(&[dns]).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, FindingKind::DnsPublicResolution);
+}
+
+#[test]
+fn malformed_packed_batch_is_rejected_not_trapped() {
+    let module = engine().load(&module_bytes()).unwrap();
+    let mut sandbox = module.sandbox();
+    let err = sandbox.evaluate_flows_packed(b"LWF1\x05\0\0\0", 5).unwrap_err();
+    assert!(matches!(err, SandboxError::Rejected(ref m) if m.contains("truncated")), "{err}");
+    assert_eq!(sandbox.instantiations(), 1);
+}
+
+/// A policy module written by hand in WAT: a core module that implements the contract
+/// trivially (empty metadata, no self-tests, no findings) except for
+/// `evaluate-flows-packed`, whose body is given, wrapped as a component by wit-component.
+fn hostile(evaluate_body: &str) -> Vec<u8> {
+    const P: &str = "linkward:policy/evaluator@1.0.0#";
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get 3)))
+    (local.get $p))
+  ;; 1024.. is zeroed: an all-empty metadata record, an empty list, ok(empty list).
+  (func (export "{P}metadata") (result i32) (i32.const 1024))
+  (func (export "{P}self-test-cases") (result i32) (i32.const 1024))
+  (func (export "{P}evaluate-flows") (param i32 i32) (result i32) (i32.const 1024))
+  (func (export "{P}evaluate-dns") (param i32 i32) (result i32) (i32.const 1024))
+  (func (export "{P}evaluate-dns-packed") (param i32 i32) (result i32) (i32.const 1024))
+  (func (export "{P}evaluate-flows-packed") (param i32 i32) (result i32)
+    {evaluate_body})
+)"#
+    );
+    let mut core = wat::parse_str(wat).unwrap();
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve
+        .push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"))
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("policy-module")).unwrap();
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&core)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+fn one_flow_batch() -> Vec<u8> {
+    let mut batch = FlowBatchWriter::new();
+    batch.push(&bypass_flow().view(), &[]);
+    batch.bytes().to_vec()
+}
+
+#[test]
+fn endless_loop_is_stopped_at_the_deadline_and_the_next_call_gets_a_fresh_instance() {
+    let module = engine().load(&hostile("(loop (br 0)) (i32.const 1024)")).unwrap();
+    let mut sandbox = module.sandbox();
+    let started = Instant::now();
+    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    assert!(matches!(err, SandboxError::Trap(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // The instance is retired; metadata still answers from a fresh one.
+    assert_eq!(sandbox.metadata().unwrap().policy_name, "");
+    assert_eq!(sandbox.instantiations(), 2);
+}
+
+#[test]
+fn memory_growth_is_capped() {
+    let body = "(loop (drop (memory.grow (i32.const 16))) (br 0)) (i32.const 1024)";
+    let module = engine().load(&hostile(body)).unwrap();
+    let mut sandbox = module.sandbox();
+    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    assert!(matches!(err, SandboxError::Trap(_)), "{err}");
+    assert!(err.to_string().contains("memory"), "{err}");
+}
+
+#[test]
+fn a_trap_costs_only_the_batch() {
+    let module = engine().load(&hostile("unreachable")).unwrap();
+    let mut sandbox = module.sandbox();
+    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    assert!(matches!(err, SandboxError::Trap(_)));
+    assert_eq!(sandbox.instantiations(), 2);
+}
+
+#[test]
+fn huge_results_are_refused() {
+    // ok(list) of 100,000 zeroed findings in freshly grown memory.
+    let body = "(drop (memory.grow (i32.const 60)))
+      (i32.store (i32.const 2048) (i32.const 0))
+      (i32.store (i32.const 2052) (i32.const 131072))
+      (i32.store (i32.const 2056) (i32.const 100000))
+      (i32.const 2048)";
+    let module = engine().load(&hostile(body)).unwrap();
+    let mut sandbox = module.sandbox();
+    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    assert!(
+        matches!(err, SandboxError::TooManyFindings { findings: 100_000, records: 1 }),
+        "{err}"
+    );
+    // A list that points outside memory is a trap, not a host crash.
+    let body = "(i32.store (i32.const 2048) (i32.const 0))
+      (i32.store (i32.const 2052) (i32.const 0x7fff0000))
+      (i32.store (i32.const 2056) (i32.const 0x0fffffff))
+      (i32.const 2048)";
+    let module = engine().load(&hostile(body)).unwrap();
+    let err = module
+        .sandbox()
+        .evaluate_flows_packed(&one_flow_batch(), 1)
+        .unwrap_err();
+    assert!(matches!(err, SandboxError::Trap(_)), "{err}");
+}
+
+#[test]
+fn foreign_contract_versions_and_imports_are_refused() {
+    let v2 = r#"(component
+  (core module $m (func (export "f")))
+  (core instance $i (instantiate $m))
+  (func $f (canon lift (core func $i "f")))
+  (instance $ev (export "metadata" (func $f)))
+  (export "linkward:policy/evaluator@2.0.0" (instance $ev)))"#;
+    let err = engine().load(&wat::parse_str(v2).unwrap()).err().unwrap();
+    assert!(
+        err.to_string().contains("linkward:policy@2.0.0, this host speaks 1.x"),
+        "{err}"
+    );
+    let with_import = r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#;
+    let err = engine().load(&wat::parse_str(with_import).unwrap()).err().unwrap();
+    assert!(matches!(err, SandboxError::HasImports(ref n) if n == "wasi:clocks/wall-clock@0.2.0"));
+    let err = engine().load(b"\0asm\x01\0\0\0").err().unwrap();
+    assert!(matches!(err, SandboxError::Compile(_)), "{err}");
+}
+
