@@ -45,7 +45,8 @@ fn expectations(path: &Path, text: &str, marker: &str) -> Vec<Expectation> {
                     text: text.to_owned(),
                 })
             })();
-            parsed.unwrap_or_else(|| panic!("{}: malformed `{marker}` line: {rest}", path.display()))
+            parsed
+                .unwrap_or_else(|| panic!("{}: malformed `{marker}` line: {rest}", path.display()))
         })
         .collect()
 }
@@ -73,7 +74,9 @@ fn assert_matches(path: &Path, text: &str, expected: &[Expectation], found: &[&D
     let mut unmatched: Vec<&Diagnostic> = found.to_vec();
     for e in expected {
         let position = unmatched.iter().position(|d| {
-            d.location.line == e.line && d.location.column == e.column && d.message.contains(&e.text)
+            d.location.line == e.line
+                && d.location.column == e.column
+                && d.message.contains(&e.text)
         });
         match position {
             Some(i) => {
@@ -104,7 +107,11 @@ fn broken_policies_report_each_problem_where_it_is() {
     for path in &files {
         let (text, checked) = check(path);
         let expected = expectations(path, &text, "# expect:");
-        assert!(!expected.is_empty(), "{}: no `# expect:` line", path.display());
+        assert!(
+            !expected.is_empty(),
+            "{}: no `# expect:` line",
+            path.display()
+        );
         assert!(checked.policy.is_none(), "{}: accepted", path.display());
         let errors: Vec<&Diagnostic> = checked
             .diagnostics
@@ -126,7 +133,11 @@ fn lint_corpus_warns_where_expected() {
     for path in &files {
         let (text, checked) = check(path);
         let expected = expectations(path, &text, "# expect-warning:");
-        let errors: Vec<&Diagnostic> = checked.diagnostics.iter().filter(|d| d.is_error()).collect();
+        let errors: Vec<&Diagnostic> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .collect();
         assert!(
             errors.is_empty(),
             "{}: errors:\n{}",
@@ -164,8 +175,16 @@ fn fabrikam_cases_parse_and_cover_every_finding_kind() {
     use linkward_guest::vocab::FindingKind;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies/fabrikam-cases.toml");
     let text = std::fs::read_to_string(&path).expect("case file is readable");
-    let cases = linkward_policy::cases::parse_cases("fabrikam-cases.toml", &text)
-        .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.render(&text)).collect::<Vec<_>>().join("\n")));
+    let cases =
+        linkward_policy::cases::parse_cases("fabrikam-cases.toml", &text).unwrap_or_else(|d| {
+            panic!(
+                "{}",
+                d.iter()
+                    .map(|d| d.render(&text))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
     assert!(cases.len() >= 12);
     for kind in FindingKind::ALL {
         let positive = cases.iter().filter(|c| c.expect.contains(&kind)).count();
@@ -173,5 +192,8 @@ fn fabrikam_cases_parse_and_cover_every_finding_kind() {
     }
     let negatives = cases.iter().filter(|c| c.expect.is_empty()).count();
     let positives = cases.len() - negatives;
-    assert!(negatives >= positives - 1, "{negatives} negative cases for {positives} positive ones");
+    assert!(
+        negatives >= positives - 1,
+        "{negatives} negative cases for {positives} positive ones"
+    );
 }

@@ -49,7 +49,7 @@ impl BpfFilter {
                 },
             )
         };
-        let linktype = i32::try_from(link_type).map_err(|_| {
+        let dlt = crate::linktype::to_dlt(link_type).ok_or_else(|| {
             CaptureError::new(
                 Subject::None,
                 ErrorKind::OutOfRange {
@@ -59,7 +59,7 @@ impl BpfFilter {
                 },
             )
         })?;
-        let dead = pcap::Capture::dead(pcap::Linktype(linktype))
+        let dead = pcap::Capture::dead(pcap::Linktype(dlt))
             .map_err(|e| CaptureError::new(Subject::None, libpcap_kind(&e)))?;
         let program = dead
             .compile(expr, true)

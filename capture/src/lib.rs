@@ -137,6 +137,7 @@ mod classic;
 mod error;
 mod file;
 mod libpcap;
+mod linktype;
 mod live;
 mod map;
 mod pcapng;

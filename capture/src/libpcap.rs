@@ -33,7 +33,7 @@ pub fn open_with_libpcap(path: &Path) -> Result<LibpcapPackets, CaptureError> {
     let shared: Arc<Path> = Arc::from(path);
     let capture = pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano)
         .map_err(|e| CaptureError::file(&shared, libpcap_kind(&e)))?;
-    let link_type = u32::try_from(capture.get_datalink().0).unwrap_or(0);
+    let link_type = crate::linktype::from_dlt(capture.get_datalink().0);
     Ok(LibpcapPackets {
         path: shared,
         capture,

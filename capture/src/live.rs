@@ -119,7 +119,7 @@ impl LiveCapture {
             .timeout(timeout)
             .open()
             .map_err(|e| fail(libpcap_kind(&e)))?;
-        let link_type = u32::try_from(capture.get_datalink().0).unwrap_or(0);
+        let link_type = crate::linktype::from_dlt(capture.get_datalink().0);
         if let Some(expr) = &options.bpf {
             capture.filter(expr, true).map_err(|e| {
                 fail(ErrorKind::Bpf {

@@ -91,19 +91,29 @@ impl Clock {
     #[inline]
     fn ns(&self, high: u32, low: u32) -> u64 {
         let ticks = (u64::from(high) << 32) | u64::from(low);
-        let ns = match self.scale {
-            Scale::Mul(m) => ticks.saturating_mul(m),
-            Scale::Div(d) => ticks / d,
-            Scale::Pow2(n) => {
-                let wide = (u128::from(ticks) * 1_000_000_000) >> n;
-                u64::try_from(wide).unwrap_or(u64::MAX)
-            }
-        };
         if self.offset_s == 0 {
-            return ns;
+            return match self.scale {
+                Scale::Mul(m) => ticks.saturating_mul(m),
+                Scale::Div(d) => ticks / d,
+                Scale::Pow2(_) => u64::try_from(self.wide_ns(ticks)).unwrap_or(u64::MAX),
+            };
         }
-        let shifted = i128::from(ns) + i128::from(self.offset_s) * 1_000_000_000;
+        // Apply the offset before clamping, so that a negative offset on a
+        // timestamp past the u64 range still lands where it should.
+        let wide = i128::try_from(self.wide_ns(ticks)).unwrap_or(i128::MAX);
+        let shifted = wide.saturating_add(i128::from(self.offset_s) * 1_000_000_000);
         u64::try_from(shifted.max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// Nanoseconds without the offset, in a type that cannot overflow:
+    /// 2^64 ticks times 10^9 is below 2^94.
+    fn wide_ns(&self, ticks: u64) -> u128 {
+        let ticks = u128::from(ticks);
+        match self.scale {
+            Scale::Mul(m) => ticks * u128::from(m),
+            Scale::Div(d) => ticks / u128::from(d),
+            Scale::Pow2(n) => (ticks * 1_000_000_000) >> n,
+        }
     }
 }
 

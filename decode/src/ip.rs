@@ -269,15 +269,17 @@ pub(crate) fn ipv6<'a>(
         });
     }
     let payload_len = usize::from(v6.payload_len());
-    // Zero is a jumbogram or segmentation offload: go by the captured bytes.
-    let declared = (payload_len != 0).then_some(payload_len);
+    let first_header = u8::from(v6.next_header());
+    // Zero before a hop-by-hop header is a jumbogram (RFC 2675), whose real length is in
+    // an option: go by the captured bytes. Otherwise zero means an empty payload.
+    let declared = (payload_len != 0 || first_header != EXT_HOP_BY_HOP).then_some(payload_len);
     let end = declared.map_or(ip.len(), |p| (IPV6_HEADER + p).min(ip.len()));
     let payload = ip.get(IPV6_HEADER..end).unwrap_or(&[]);
     let src = IpAddr::V6(v6.src_addr());
     let dst = IpAddr::V6(v6.dst_addr());
     let ip_len = declared.map_or(ip.len(), |p| IPV6_HEADER + p);
 
-    match walk_ext(payload, u8::from(v6.next_header()), 0, 0, false)? {
+    match walk_ext(payload, first_header, 0, 0, false)? {
         Chain::Upper { protocol, at } => Ok(Packet {
             src,
             dst,

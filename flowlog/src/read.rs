@@ -48,6 +48,8 @@ const BUFFER: usize = 1 << 16;
 /// leading whitespace can make the decision take longer than a few bytes).
 const SNIFF_LIMIT: usize = 1 << 20;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How many bytes of an input that is not JSON are quoted in the error.
+const NOT_JSON_QUOTE: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sniff {
@@ -95,7 +97,7 @@ fn sniff(bytes: &[u8], eof: bool) -> Sniff {
 
 fn not_json(source_name: &str, bytes: &[u8]) -> FlowLogError {
     let start = skip_ws(bytes);
-    let shown = start.get(..16).unwrap_or(start);
+    let shown = start.get(..NOT_JSON_QUOTE).unwrap_or(start);
     let found = format!(
         "expected a JSON object, found {:?}",
         String::from_utf8_lossy(shown)
@@ -149,6 +151,9 @@ pub fn read_flow_log<R: Read>(
         match sniff(start, eof) {
             Sniff::Decided(kind) => break kind,
             Sniff::Empty => return Ok(ReadSummary::default()),
+            // Read a little more first, to quote the same bytes as the slice
+            // reader does.
+            Sniff::NotJson if !eof && skip_ws(start).len() < NOT_JSON_QUOTE => {}
             Sniff::NotJson => return Err(not_json(source_name, start)),
             Sniff::NeedMore if prefix.len() >= SNIFF_LIMIT => {
                 return Err(not_json(source_name, start));

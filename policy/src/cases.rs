@@ -7,14 +7,12 @@
 //! ```toml
 //! [[case]]
 //! name = "client bypasses the private endpoint"
-//! flow = { src = "10.1.5.9", dst = "20.37.1.10", dst-port = 443, protocol = "tcp",
-//!          sni = "fabrikam-records.fhir.azurehealthcareapis.com" }
+//! flow = { src = "10.1.5.9", dst = "20.37.1.10", dst-port = 443, sni = "fabrikam-records.fhir.azurehealthcareapis.com" }
 //! expect = ["pe-bypass"]
 //!
 //! [[case]]
 //! name = "public DNS path"
-//! dns = { client = "10.1.5.9", query = "fabrikam-records.fhir.azurehealthcareapis.com",
-//!         addresses = ["20.37.1.10"] }
+//! dns = { client = "10.1.5.9", query = "fabrikam-records.fhir.azurehealthcareapis.com", addresses = ["20.37.1.10"] }
 //! expect = ["dns-public-resolution"]
 //! ```
 //!
@@ -75,30 +73,31 @@ pub fn parse_cases(file_name: &str, text: &str) -> Result<Vec<TestCase>, Vec<Dia
     }
 }
 
-/// Reads case tables (`[[case]]` or `[[self-test]]`), reporting duplicate names.
+/// Reads case tables (`[[case]]` or `[[self-test]]`), reporting duplicate names, also
+/// between cases that have other problems.
 pub(crate) fn read_cases(reader: &mut Reader<'_>, tables: &[Table<'_, '_>]) -> Vec<TestCase> {
     let mut seen: HashMap<String, crate::model::Location> = HashMap::new();
     let mut cases = Vec::new();
     for table in tables {
-        let Some(case) = read_case(reader, table) else {
-            continue;
-        };
-        if let Some((_, name)) = table.get("name") {
-            let at = reader.location(&name.span());
-            if let Some(first) = seen.get(&case.name) {
+        let case = read_case(reader, table);
+        if let Some((_, value)) = table.get("name")
+            && let DeValue::String(name) = value.get_ref()
+        {
+            let name = name.trim();
+            if let Some(first) = seen.get(name) {
                 reader.error(
                     "duplicate-case",
-                    &name.span(),
+                    &value.span(),
                     format!(
-                        "duplicate case name `{}`: first used on line {}",
-                        case.name, first.line
+                        "duplicate case name `{name}`: first used on line {}",
+                        first.line
                     ),
                 );
                 continue;
             }
-            seen.insert(case.name.clone(), at);
+            seen.insert(name.to_owned(), reader.location(&value.span()));
         }
-        cases.push(case);
+        cases.extend(case);
     }
     cases
 }
@@ -165,7 +164,9 @@ fn read_flow(reader: &mut Reader<'_>, table: &Table<'_, '_>) -> Option<OwnedFlow
     let src_port = port(reader, table, "src-port");
     let dst_port = port(reader, table, "dst-port");
     let protocol = match table.get("protocol") {
-        Some((_, value)) => parse::protocol(reader, "protocol", value, false).map(|p| p.unwrap_or(TCP)),
+        Some((_, value)) => {
+            parse::protocol(reader, "protocol", value, false).map(|p| p.unwrap_or(TCP))
+        }
         None => Some(TCP),
     };
     let resolved_name = optional_host(reader, table, "resolved-name");
@@ -188,7 +189,9 @@ fn read_flow(reader: &mut Reader<'_>, table: &Table<'_, '_>) -> Option<OwnedFlow
         None => Some(false),
     };
     let denied_by_nsg = match table.get("denied-by-nsg") {
-        Some(_) => table.boolean(reader, "denied-by-nsg").map(Spanned::into_inner),
+        Some(_) => table
+            .boolean(reader, "denied-by-nsg")
+            .map(Spanned::into_inner),
         None => Some(false),
     };
     Some(OwnedFlow {
@@ -231,21 +234,26 @@ fn read_dns(reader: &mut Reader<'_>, table: &Table<'_, '_>) -> Option<OwnedDnsAn
         None => Some(Vec::new()),
     };
     let ttl = match table.get("ttl") {
-        Some((_, value)) => match parse::as_integer(reader, "ttl", value, "seconds, 0-4294967295")
-        {
-            Some(Ok(n)) => match u32::try_from(n) {
-                Ok(ttl) => Some(ttl),
-                Err(_) => {
-                    reader.error("bad-ttl", &value.span(), format!("`ttl` {n} is out of range"));
+        Some((_, value)) => {
+            match parse::as_integer(reader, "ttl", value, "seconds, 0-4294967295") {
+                Some(Ok(n)) => match u32::try_from(n) {
+                    Ok(ttl) => Some(ttl),
+                    Err(_) => {
+                        reader.error(
+                            "bad-ttl",
+                            &value.span(),
+                            format!("`ttl` {n} is out of range"),
+                        );
+                        None
+                    }
+                },
+                Some(Err(())) => {
+                    reader.error("bad-ttl", &value.span(), "`ttl` is out of range".to_owned());
                     None
                 }
-            },
-            Some(Err(())) => {
-                reader.error("bad-ttl", &value.span(), "`ttl` is out of range".to_owned());
-                None
+                None => None,
             }
-            None => None,
-        },
+        }
         None => Some(0),
     };
     Some(OwnedDnsAnswer {

@@ -145,7 +145,11 @@ fn service_tags(policy: &Policy, warn: &mut impl FnMut(&'static str, Location, S
             warn(
                 "service-tag-reliance",
                 tag.at,
-                format!("service tag `{}` declared: {}", tag.name, tag_warning(&tag.name)),
+                format!(
+                    "service tag `{}` declared: {}",
+                    tag.name,
+                    tag_warning(&tag.name)
+                ),
             );
         }
     }
@@ -266,9 +270,11 @@ fn ports_cover(earlier: &[PortRange], later: &[PortRange]) -> bool {
     if later.is_empty() {
         return false;
     }
-    later
-        .iter()
-        .all(|l| earlier.iter().any(|e| e.first <= l.first && l.last <= e.last))
+    later.iter().all(|l| {
+        earlier
+            .iter()
+            .any(|e| e.first <= l.first && l.last <= e.last)
+    })
 }
 
 fn names_cover(earlier: &[String], later: &[String]) -> bool {

@@ -19,12 +19,22 @@ use toml::de::{DeString, DeTable, DeValue};
 /// go into the reader, and then there is no document: checking a half-understood file
 /// would mostly report the parser's guesses.
 pub(crate) fn parse_document<'i>(reader: &mut Reader<'_>, text: &'i str) -> Option<DeTable<'i>> {
-    let (document, errors) = DeTable::parse_recoverable(text);
+    let (document, mut errors) = DeTable::parse_recoverable(text);
     if errors.is_empty() {
         return Some(document.into_inner());
     }
+    // After the first error on a line the parser's recovery mostly reports its own
+    // confusion (an unclosed array swallows the next line: "unexpected `=`", "missing
+    // comma", …), so only the first error of each line is kept.
+    errors.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+    let mut last_line = None;
     for error in errors {
         let span = error.span().unwrap_or(0..0);
+        let line = reader.location(&span).line;
+        if last_line == Some(line) {
+            continue;
+        }
+        last_line = Some(line);
         let message = error.message();
         let (message, expected) = match message.split_once(", expected ") {
             Some((what, expected)) => (what.to_owned(), Some(expected.to_owned())),
@@ -153,7 +163,9 @@ impl<'t, 'i> Table<'t, 'i> {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Entry<'t, 'i>> {
-        self.entries.iter().find(|(k, _)| k.get_ref().as_ref() == key)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
     }
 
     /// The entries in source order (the map itself is ordered by key).
@@ -313,15 +325,21 @@ pub(crate) fn as_array<'t, 'i>(
     match value.get_ref() {
         DeValue::Array(items) => Some(items),
         other => {
-            wrong_type(reader, key, value, other, "an array", &format!("`{key} = [ … ]`"));
+            wrong_type(
+                reader,
+                key,
+                value,
+                other,
+                "an array",
+                &format!("`{key} = [ … ]`"),
+            );
             None
         }
     }
 }
 
-/// The integer in `value`. Integers beyond `i64` are reported as out of range by the
-/// caller, which knows the range it wants, so they come back as `None` without a
-/// diagnostic only when `value` is not an integer at all (reported here).
+/// The integer in `value`: `Some(Err(()))` for an integer beyond `i64`, which the caller
+/// reports as out of its own range; `None` (reported here) when `value` is no integer.
 pub(crate) fn as_integer(
     reader: &mut Reader<'_>,
     key: &str,
@@ -360,7 +378,10 @@ pub(crate) fn one_of(accepted: &[&str]) -> String {
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely
 /// typo (at most a third of the word's length, and at least one edit allowed).
-pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let word = word.to_ascii_lowercase();
     let limit = (word.chars().count() / 3).max(1);
     candidates
@@ -370,20 +391,33 @@ pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>)
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters where swapping two neighbours counts as one edit
+/// (optimal string alignment), since `fihr` for `fhir` is the commonest slip.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    let at = |i: usize, j: usize| i * width + j;
+    for i in 0..=a.len() {
+        d[at(i, 0)] = i;
     }
-    previous[b.len()]
+    for j in 0..=b.len() {
+        d[at(0, j)] = j;
+    }
+    for (i, &ca) in a.iter().enumerate() {
+        for (j, &cb) in b.iter().enumerate() {
+            let (i1, j1) = (i + 1, j + 1);
+            let mut best = (d[at(i, j)] + usize::from(ca != cb))
+                .min(d[at(i, j1)] + 1)
+                .min(d[at(i1, j)] + 1);
+            if i > 0 && j > 0 && a.get(i - 1) == Some(&cb) && b.get(j - 1) == Some(&ca) {
+                best = best.min(d[at(i - 1, j - 1)] + 1);
+            }
+            d[at(i1, j1)] = best;
+        }
+    }
+    d[at(a.len(), b.len())]
 }
 
 /// Parses an enumerated value (`allow`, `fhir`, …), listing the accepted ones on error.
@@ -575,7 +609,14 @@ pub(crate) fn protocol(
             }
         },
         other => {
-            wrong_type(reader, key, value, other, "a string or an integer", &expected);
+            wrong_type(
+                reader,
+                key,
+                value,
+                other,
+                "a string or an integer",
+                &expected,
+            );
             None
         }
     }

@@ -119,7 +119,11 @@ const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
 const SERVICE_KINDS: &[&str] = &["fhir", "dicom", "medtech"];
 const ACCESS: &[&str] = &["enabled", "disabled"];
 
-fn read_policy(reader: &mut Reader<'_>, root: &Table<'_, '_>, base_dir: Option<&Path>) -> Option<Policy> {
+fn read_policy(
+    reader: &mut Reader<'_>,
+    root: &Table<'_, '_>,
+    base_dir: Option<&Path>,
+) -> Option<Policy> {
     root.check_keys(reader, ROOT_KEYS);
     let header = required_table(reader, root, "policy").and_then(|t| read_header(reader, &t));
     let workspace = required_table(reader, root, "workspace").map(|t| read_workspace(reader, &t));
@@ -255,9 +259,7 @@ fn is_version(text: &str) -> bool {
             .iter()
             .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         && (pre.is_empty() || word_ok(pre))
-        && text
-            .split_once('+')
-            .is_none_or(|(_, build)| word_ok(build))
+        && text.split_once('+').is_none_or(|(_, build)| word_ok(build))
 }
 
 /// An optional enumerated value: `Some(None)` when absent, `None` when rejected.
@@ -324,11 +326,17 @@ fn read_workspace(reader: &mut Reader<'_>, table: &Table<'_, '_>) -> WorkspacePa
     let name = table
         .required_string(reader, "name", "\"fabrikam\"")
         .and_then(|n| check_azure_name(reader, "workspace", &n));
-    let access = optional_enum(reader, table, "public-network-access", ACCESS, |s| match s {
-        "enabled" => Some(false),
-        "disabled" => Some(true),
-        _ => None,
-    })
+    let access = optional_enum(
+        reader,
+        table,
+        "public-network-access",
+        ACCESS,
+        |s| match s {
+            "enabled" => Some(false),
+            "disabled" => Some(true),
+            _ => None,
+        },
+    )
     .map(|d| d.unwrap_or(false));
     let access_at = value_or_table_at(reader, table, "public-network-access");
     let mut services = Some(Vec::new());
@@ -483,26 +491,26 @@ fn read_private_endpoint(reader: &mut Reader<'_>, table: &Table<'_, '_>) -> Endp
     let subnet = subnet_text
         .as_ref()
         .and_then(|s| parse::ip_net(reader, "subnet", s));
-    if let (Some(vnet), Some(subnet), Some(text)) = (vnet, subnet, &subnet_text) {
-        if !vnet.contains(&subnet) {
-            reader.error_expected(
-                "subnet-outside-vnet",
-                &text.span(),
-                format!("endpoint subnet {subnet} is not inside the VNet {vnet}"),
-                format!("a subnet of {vnet}"),
-            );
-        }
+    if let (Some(vnet), Some(subnet), Some(text)) = (vnet, subnet, &subnet_text)
+        && !vnet.contains(&subnet)
+    {
+        reader.error_expected(
+            "subnet-outside-vnet",
+            &text.span(),
+            format!("endpoint subnet {subnet} is not inside the VNet {vnet}"),
+            format!("a subnet of {vnet}"),
+        );
     }
     let origins = net_list(reader, table, "allowed-origins");
-    if let Some(Some((span, nets))) = &origins {
-        if nets.is_empty() {
-            reader.error_expected(
-                "empty-value",
-                span,
-                "`allowed-origins` is empty: no client could use the endpoint".to_owned(),
-                "address ranges, or leave the key out to allow the VNet",
-            );
-        }
+    if let Some(Some((span, nets))) = &origins
+        && nets.is_empty()
+    {
+        reader.error_expected(
+            "empty-value",
+            span,
+            "`allowed-origins` is empty: no client could use the endpoint".to_owned(),
+            "address ranges, or leave the key out to allow the VNet",
+        );
     }
     let service_endpoints = match table.string_array(reader, "service-endpoints") {
         Some((_, items)) => {
@@ -550,7 +558,11 @@ fn read_dns_zones(reader: &mut Reader<'_>, root: &Table<'_, '_>) -> Option<Vec<D
     let mut ok = true;
     for table in root.tables(reader, "dns-zones") {
         table.check_keys(reader, ZONE_KEYS);
-        let zone_text = table.required_string(reader, "zone", "\"privatelink.fhir.azurehealthcareapis.com\"");
+        let zone_text = table.required_string(
+            reader,
+            "zone",
+            "\"privatelink.fhir.azurehealthcareapis.com\"",
+        );
         let zone = zone_text
             .as_ref()
             .and_then(|z| parse::host_name(reader, "zone", z, false));
@@ -634,8 +646,15 @@ fn is_tag_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn read_service_tags(reader: &mut Reader<'_>, root: &Table<'_, '_>, base_dir: Option<&Path>) -> Tags {
-    let Some(table) = root.get("service-tags").and(root.table(reader, "service-tags")) else {
+fn read_service_tags(
+    reader: &mut Reader<'_>,
+    root: &Table<'_, '_>,
+    base_dir: Option<&Path>,
+) -> Tags {
+    let Some(table) = root
+        .get("service-tags")
+        .and(root.table(reader, "service-tags"))
+    else {
         let complete = root.get("service-tags").is_none();
         return Tags {
             declared: complete.then(Vec::new),
@@ -706,7 +725,8 @@ fn read_service_tags(reader: &mut Reader<'_>, root: &Table<'_, '_>, base_dir: Op
         }
         let mut ranges = Vec::new();
         for item in items {
-            match parse::as_string(reader, name, item).and_then(|s| parse::ip_net(reader, name, &s)) {
+            match parse::as_string(reader, name, item).and_then(|s| parse::ip_net(reader, name, &s))
+            {
                 Some(net) => ranges.push(net),
                 None => ok = false,
             }
@@ -746,7 +766,8 @@ fn address_spec(
     }
     if tags.complete && tags.declared.is_some() {
         let names = tags.names();
-        let mut message = format!("`{key}`: service tag `{name}` is not declared in [service-tags]");
+        let mut message =
+            format!("`{key}`: service tag `{name}` is not declared in [service-tags]");
         if let Some(close) = parse::closest(name, names.iter().copied()) {
             message.push_str(&format!("; did you mean `tag:{close}`?"));
         }
@@ -769,7 +790,11 @@ fn address_list(
     tags: &Tags,
 ) -> Option<Option<Vec<AddressSpec>>> {
     let Some((span, items)) = table.string_array(reader, key) else {
-        return if table.get(key).is_some() { None } else { Some(None) };
+        return if table.get(key).is_some() {
+            None
+        } else {
+            Some(None)
+        };
     };
     if items.is_empty() {
         reader.error_expected(
@@ -794,7 +819,11 @@ fn host_list(
     allow_empty: bool,
 ) -> Option<Vec<String>> {
     let Some((span, items)) = table.string_array(reader, key) else {
-        return if table.get(key).is_some() { None } else { Some(Vec::new()) };
+        return if table.get(key).is_some() {
+            None
+        } else {
+            Some(Vec::new())
+        };
     };
     if items.is_empty() && !allow_empty {
         reader.error_expected(
@@ -831,8 +860,9 @@ fn read_trusted_outbound(
                 if service_names.contains(&name) {
                     return Some(name.to_owned());
                 }
-                let mut message =
-                    format!("trusted-outbound names service `{name}`, which the workspace does not declare");
+                let mut message = format!(
+                    "trusted-outbound names service `{name}`, which the workspace does not declare"
+                );
                 if let Some(close) = parse::closest(name, service_names.iter().copied()) {
                     message.push_str(&format!("; did you mean `{close}`?"));
                 }
@@ -866,17 +896,18 @@ fn read_trusted_outbound(
             None if table.get("target-ranges").is_some() => None,
             None => Some(Vec::new()),
         };
-        if let (Some(targets), Some(ranges)) = (&targets, &ranges) {
-            if targets.is_empty() && ranges.is_empty() {
-                reader.error_expected(
-                    "empty-value",
-                    table.span(),
-                    "[[trusted-outbound]] allows no target".to_owned(),
-                    "`targets = [\"host.example.com\"]` and/or `target-ranges = [\"…/…\"]`",
-                );
-                ok = false;
-                continue;
-            }
+        if let (Some(targets), Some(ranges)) = (&targets, &ranges)
+            && targets.is_empty()
+            && ranges.is_empty()
+        {
+            reader.error_expected(
+                "empty-value",
+                table.span(),
+                "[[trusted-outbound]] allows no target".to_owned(),
+                "`targets = [\"host.example.com\"]` and/or `target-ranges = [\"…/…\"]`",
+            );
+            ok = false;
+            continue;
         }
         match (service, feature, targets, ranges) {
             (Some(service), Some(feature), Some(targets), Some(target_ranges)) => {
@@ -926,7 +957,10 @@ fn read_rules(reader: &mut Reader<'_>, root: &Table<'_, '_>, tags: &Tags) -> Opt
                     reader.error(
                         "duplicate-rule-id",
                         &id.span(),
-                        format!("duplicate rule id `{text}`: first used on line {}", first.line),
+                        format!(
+                            "duplicate rule id `{text}`: first used on line {}",
+                            first.line
+                        ),
                     );
                     return None;
                 }
@@ -977,7 +1011,11 @@ fn read_rules(reader: &mut Reader<'_>, root: &Table<'_, '_>, tags: &Tags) -> Opt
 
 fn port_list(reader: &mut Reader<'_>, table: &Table<'_, '_>, key: &str) -> Option<Vec<PortRange>> {
     let Some((span, items)) = table.array(reader, key) else {
-        return if table.get(key).is_some() { None } else { Some(Vec::new()) };
+        return if table.get(key).is_some() {
+            None
+        } else {
+            Some(Vec::new())
+        };
     };
     if items.is_empty() {
         reader.error_expected(
@@ -1014,7 +1052,8 @@ fn read_checks(reader: &mut Reader<'_>, root: &Table<'_, '_>) -> Option<Vec<Chec
                     Some(_) => check.boolean(reader, "enabled").map(Spanned::into_inner),
                     None => Some(true),
                 };
-                let severity = optional_enum(reader, &check, "severity", SEVERITIES, Severity::from_id);
+                let severity =
+                    optional_enum(reader, &check, "severity", SEVERITIES, Severity::from_id);
                 let action = optional_enum(reader, &check, "action", ACTIONS, Action::from_id);
                 Some((enabled, severity, action))
             }

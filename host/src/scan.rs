@@ -1,0 +1,213 @@
+//! The packet pipeline of one worker: decode → track → batch → evaluate → sinks.
+//!
+//! [`PacketScanner`] takes raw frames (with their link type and timestamp) from any
+//! source — capture files, a live interface, an appliance's own capture path — and keeps
+//! the counts that prove every packet was accounted for.
+
+use crate::evaluation::{Backend, Batcher, FindingSink};
+use crate::report::stats::{PacketStats, RunStats};
+use crate::track::{Tracker, TrackerConfig};
+use linkward_capture::{BpfFilterSet, CaptureError, CaptureFile};
+use linkward_decode::{Decoder, DecoderConfig, LinkType};
+use std::io;
+
+/// Settings of a packet pipeline.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Records per call into the evaluator.
+    pub batch_size: usize,
+    /// On a module failure, only count it (true) instead of reporting every record of the
+    /// batch as an `evaluation-error` (false, the default: fail closed).
+    pub fail_open: bool,
+    /// A libpcap filter expression applied to every packet before decoding.
+    pub bpf: Option<String>,
+    pub tracker: TrackerConfig,
+    pub decoder: DecoderConfig,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            batch_size: 256,
+            fail_open: false,
+            bpf: None,
+            tracker: TrackerConfig::default(),
+            decoder: DecoderConfig::default(),
+        }
+    }
+}
+
+/// Why a scan could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Capture(#[from] CaptureError),
+    #[error("cannot write findings: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// One worker's pipeline.
+pub struct PacketScanner {
+    decoder: Decoder,
+    tracker: Tracker,
+    batcher: Batcher,
+    bpf: Option<BpfFilterSet>,
+    packets: PacketStats,
+}
+
+impl PacketScanner {
+    pub fn new(options: &ScanOptions) -> Result<PacketScanner, ScanError> {
+        let bpf = match &options.bpf {
+            Some(expr) => Some(BpfFilterSet::new(expr)?),
+            None => None,
+        };
+        Ok(PacketScanner {
+            decoder: Decoder::new(options.decoder.clone()),
+            tracker: Tracker::new(options.tracker.clone()),
+            batcher: Batcher::new(options.batch_size, options.fail_open),
+            bpf,
+            packets: PacketStats::default(),
+        })
+    }
+
+    /// Feeds one captured frame.
+    pub fn feed(
+        &mut self,
+        link_type: u32,
+        frame: &[u8],
+        ts_ns: u64,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        self.packets.packets_read += 1;
+        self.packets.bytes_read += frame.len() as u64;
+        if let Some(bpf) = &mut self.bpf {
+            // A link type libpcap cannot compile the filter for counts as skipped.
+            match bpf.matches(link_type, frame) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.packets.filtered += 1;
+                    return Ok(());
+                }
+                Err(_) => {
+                    *self.packets.skipped.entry("bpf-unsupported-link").or_default() += 1;
+                    return Ok(());
+                }
+            }
+        }
+        match self
+            .decoder
+            .decode(LinkType::from_linktype(link_type), frame, ts_ns)
+        {
+            Ok(packet) => {
+                self.packets.decoded += 1;
+                self.tracker.on_packet(&packet, ts_ns, input);
+            }
+            Err(skip) => {
+                let counts = if skip.is_malformed() {
+                    &mut self.packets.malformed
+                } else {
+                    &mut self.packets.skipped
+                };
+                *counts.entry(skip.label()).or_default() += 1;
+            }
+        }
+        if self.tracker.has_ready() {
+            self.evaluate_ready(backend, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a record the input layer could not deliver as a packet.
+    pub fn count_unreadable_record(&mut self) {
+        self.packets.packets_read += 1;
+        *self.packets.malformed.entry("capture-record").or_default() += 1;
+    }
+
+    fn evaluate_ready(
+        &mut self,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        for subject in self.tracker.drain_ready() {
+            match subject {
+                crate::subject::Subject::Flow(f) => self.batcher.push_flow(f, backend, sink)?,
+                crate::subject::Subject::Dns(d) => self.batcher.push_dns(d, backend, sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a whole capture file. On an error that ends the file early, everything
+    /// before it has been processed and the error says how far the file was read.
+    pub fn scan_file(
+        &mut self,
+        file: &CaptureFile,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), ScanError> {
+        let mut n = 0u64;
+        for record in file.packets() {
+            match record {
+                Ok(p) => self.feed(p.link_type, p.data, p.ts_ns, input, backend, sink)?,
+                Err(e) if e.is_recoverable() => self.count_unreadable_record(),
+                Err(e) => return Err(e.into()),
+            }
+            n += 1;
+            if n & 0xffff == 0 {
+                progress(n);
+            }
+        }
+        progress(n);
+        Ok(())
+    }
+
+    /// Evaluates every flow still open and everything batched (end of input).
+    pub fn finish(
+        &mut self,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        self.tracker.finish(input);
+        self.evaluate_ready(backend, sink)?;
+        self.flush(backend, sink)
+    }
+
+    /// Evaluates what is batched now (a quiet live link, or before a module swap).
+    pub fn flush(
+        &mut self,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        self.evaluate_ready(backend, sink)?;
+        self.batcher.flush(backend, sink)?;
+        Ok(())
+    }
+
+    pub fn pending(&self) -> usize {
+        self.batcher.pending()
+    }
+
+    pub fn packet_stats(&self) -> &PacketStats {
+        &self.packets
+    }
+
+    /// This worker's share of the run statistics.
+    pub fn stats(&self) -> RunStats {
+        let mut s = RunStats {
+            packets: self.packets.clone(),
+            ..RunStats::default()
+        };
+        s.add_tracking(&self.tracker.stats());
+        s.add_evaluation(&self.batcher.stats);
+        s
+    }
+
+    pub fn last_module_error(&self) -> Option<&str> {
+        self.batcher.stats.last_error.as_deref()
+    }
+}

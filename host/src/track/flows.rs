@@ -1,0 +1,279 @@
+//! The flow table: one entry per connection (both directions), bounded in size.
+//!
+//! Entries are keyed by the direction-free 5-tuple. When the table is full the oldest
+//! flow is evicted (first created, first out, tracked by a queue with lazy deletion), and
+//! idle flows time out on capture time. Whatever leaves the table is handed back to the
+//! caller so that a flow not yet evaluated is evaluated then: nothing is lost.
+
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// Direction-free flow key: the lower (address, port) end first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+    protocol: u8,
+}
+
+impl FlowKey {
+    pub fn new(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, protocol: u8) -> FlowKey {
+        let (a, b) = ((src, src_port), (dst, dst_port));
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey { lo, hi, protocol }
+    }
+
+    /// A hash that is the same for both directions, for splitting work over workers.
+    pub fn shard_hash(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = rustc_hash::FxBuildHasher.build_hasher();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// What the host knows about one connection.
+#[derive(Clone, Debug)]
+pub struct FlowEntry {
+    pub client: IpAddr,
+    pub client_port: u16,
+    pub server: IpAddr,
+    pub server_port: u16,
+    pub protocol: u8,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub sni: Option<Box<str>>,
+    pub http_host: Option<Box<str>>,
+    /// A ClientHello that spans segments, kept until it is complete (bounded).
+    pub hello_buffer: Option<Vec<u8>>,
+    pub evaluated: bool,
+    pub client_fin: bool,
+    pub server_fin: bool,
+    pub reset: bool,
+    seq: u64,
+}
+
+impl FlowEntry {
+    pub fn new(
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        protocol: u8,
+        now_ns: u64,
+    ) -> FlowEntry {
+        FlowEntry {
+            client: client.0,
+            client_port: client.1,
+            server: server.0,
+            server_port: server.1,
+            protocol,
+            first_ns: now_ns,
+            last_ns: now_ns,
+            packets: 0,
+            bytes: 0,
+            sni: None,
+            http_host: None,
+            hello_buffer: None,
+            evaluated: false,
+            client_fin: false,
+            server_fin: false,
+            reset: false,
+            seq: 0,
+        }
+    }
+
+    /// TCP is over: both sides closed, or a reset.
+    pub fn finished(&self) -> bool {
+        self.reset || (self.client_fin && self.server_fin)
+    }
+}
+
+/// Why a flow left the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Departure {
+    Finished,
+    IdleTimeout,
+    Evicted,
+    EndOfInput,
+}
+
+#[derive(Clone, Debug)]
+pub struct FlowTableConfig {
+    pub max_flows: usize,
+    pub tcp_idle_secs: u64,
+    pub udp_idle_secs: u64,
+}
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig {
+            max_flows: 1 << 20,
+            tcp_idle_secs: 300,
+            udp_idle_secs: 60,
+        }
+    }
+}
+
+pub struct FlowTable {
+    map: FxHashMap<FlowKey, FlowEntry>,
+    order: VecDeque<(FlowKey, u64)>,
+    next_seq: u64,
+    config: FlowTableConfig,
+    last_sweep_ns: u64,
+    pub created: u64,
+    pub evicted: u64,
+    pub timed_out: u64,
+}
+
+impl FlowTable {
+    pub fn new(config: FlowTableConfig) -> FlowTable {
+        FlowTable {
+            map: FxHashMap::default(),
+            order: VecDeque::new(),
+            next_seq: 0,
+            config,
+            last_sweep_ns: 0,
+            created: 0,
+            evicted: 0,
+            timed_out: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
+        self.map.get_mut(key)
+    }
+
+    /// Inserts a new flow; when the table is full, the oldest flow leaves first and is
+    /// passed to `departed`.
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        mut entry: FlowEntry,
+        departed: &mut impl FnMut(FlowEntry, Departure),
+    ) -> &mut FlowEntry {
+        while self.map.len() >= self.config.max_flows.max(1) {
+            let Some((old, seq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|e| e.seq == seq)
+                && let Some(e) = self.map.remove(&old)
+            {
+                self.evicted += 1;
+                departed(e, Departure::Evicted);
+            }
+        }
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
+        self.created += 1;
+        self.order.push_back((key, entry.seq));
+        self.compact_order();
+        self.map.entry(key).insert_entry(entry).into_mut()
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) -> Option<FlowEntry> {
+        self.map.remove(key)
+    }
+
+    /// The queue holds stale keys of flows that already left; rebuild it when they
+    /// dominate so it stays proportional to the table.
+    fn compact_order(&mut self) {
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, seq)| map.get(k).is_some_and(|e| e.seq == *seq));
+        }
+    }
+
+    /// Expires idle flows, at most once per second of capture time.
+    pub fn sweep(&mut self, now_ns: u64, departed: &mut impl FnMut(FlowEntry, Departure)) {
+        if now_ns < self.last_sweep_ns.saturating_add(1_000_000_000) {
+            return;
+        }
+        self.last_sweep_ns = now_ns;
+        let tcp = self.config.tcp_idle_secs.saturating_mul(1_000_000_000);
+        let udp = self.config.udp_idle_secs.saturating_mul(1_000_000_000);
+        let expired: Vec<FlowKey> = self
+            .map
+            .iter()
+            .filter(|(_, e)| {
+                let idle = if e.protocol == 6 { tcp } else { udp };
+                now_ns > e.last_ns.saturating_add(idle)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            if let Some(e) = self.map.remove(&key) {
+                self.timed_out += 1;
+                departed(e, Departure::IdleTimeout);
+            }
+        }
+    }
+
+    /// Empties the table in creation order (end of input).
+    pub fn drain(&mut self, departed: &mut impl FnMut(FlowEntry, Departure)) {
+        while let Some((key, seq)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|e| e.seq == seq)
+                && let Some(e) = self.map.remove(&key)
+            {
+                departed(e, Departure::EndOfInput);
+            }
+        }
+        for (_, e) in self.map.drain() {
+            departed(e, Departure::EndOfInput);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn both_directions_share_a_key() {
+        let a = FlowKey::new(ip("10.0.0.1"), 5000, ip("10.0.0.2"), 443, 6);
+        let b = FlowKey::new(ip("10.0.0.2"), 443, ip("10.0.0.1"), 5000, 6);
+        assert_eq!(a, b);
+        assert_eq!(a.shard_hash(), b.shard_hash());
+        assert_ne!(a, FlowKey::new(ip("10.0.0.1"), 5000, ip("10.0.0.2"), 443, 17));
+    }
+
+    #[test]
+    fn oldest_flows_are_evicted_first_and_idle_ones_time_out() {
+        let mut table = FlowTable::new(FlowTableConfig {
+            max_flows: 2,
+            tcp_idle_secs: 10,
+            udp_idle_secs: 10,
+        });
+        let mut gone = Vec::new();
+        let mut departed = |e: FlowEntry, why| gone.push((e.client_port, why));
+        for port in 1..=3u16 {
+            let key = FlowKey::new(ip("10.0.0.1"), port, ip("10.0.0.2"), 80, 6);
+            let entry = FlowEntry::new((ip("10.0.0.1"), port), (ip("10.0.0.2"), 80), 6, 0);
+            table.insert(key, entry, &mut departed);
+        }
+        table.sweep(5_000_000_000, &mut departed);
+        table.sweep(20_000_000_000, &mut departed);
+        assert_eq!(gone[0], (1, Departure::Evicted));
+        let mut rest = gone[1..].to_vec();
+        rest.sort_by_key(|g| g.0);
+        assert_eq!(
+            rest,
+            vec![(2, Departure::IdleTimeout), (3, Departure::IdleTimeout)]
+        );
+        assert_eq!((table.evicted, table.timed_out, table.len()), (1, 2, 0));
+    }
+}

@@ -1,0 +1,301 @@
+//! Flow and DNS state: turns decoded packets into the records the evaluator sees.
+//!
+//! A flow is evaluated once, when its identity is known: at the client's first payload
+//! (TLS SNI or HTTP Host, waiting for the rest of a ClientHello that spans segments), at
+//! once for UDP and other protocols, after a few packets without client payload, or when
+//! it ends. Packets of a flow already evaluated only update counters. DNS responses
+//! update the tracker and are evaluated themselves.
+
+pub mod dns;
+pub mod flows;
+
+use crate::subject::{DnsSubject, FlowSubject, Subject};
+use dns::DnsTracker;
+use flows::{Departure, FlowEntry, FlowKey, FlowTable, FlowTableConfig};
+use linkward_decode::dns as dns_wire;
+use linkward_decode::tls::{SniResult, client_hello_sni};
+use linkward_decode::{Packet, Transport};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Largest ClientHello the tracker buffers across segments.
+const MAX_HELLO: usize = 16 * 1024;
+/// TCP packets after which a flow without client payload is evaluated anyway.
+const PACKETS_BEFORE_EVALUATION: u64 = 8;
+
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    pub flows: FlowTableConfig,
+    pub dns_max_entries: usize,
+    pub dns_grace_secs: u64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            flows: FlowTableConfig::default(),
+            dns_max_entries: 1 << 20,
+            dns_grace_secs: 60,
+        }
+    }
+}
+
+/// Counters of the tracking stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackStats {
+    pub flows: u64,
+    pub flows_evicted: u64,
+    pub flows_timed_out: u64,
+    pub dns_answers: u64,
+    pub dns_malformed: u64,
+    pub sni_seen: u64,
+    pub http_hosts_seen: u64,
+}
+
+pub struct Tracker {
+    flows: FlowTable,
+    dns: DnsTracker,
+    /// Records ready for evaluation, in the order they became ready.
+    ready: Vec<Subject>,
+    dns_answers: u64,
+    dns_malformed: u64,
+    sni_seen: u64,
+    http_hosts_seen: u64,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Tracker {
+        Tracker {
+            flows: FlowTable::new(config.flows),
+            dns: DnsTracker::new(config.dns_max_entries, config.dns_grace_secs),
+            ready: Vec::new(),
+            dns_answers: 0,
+            dns_malformed: 0,
+            sni_seen: 0,
+            http_hosts_seen: 0,
+        }
+    }
+
+    pub fn stats(&self) -> TrackStats {
+        TrackStats {
+            flows: self.flows.created,
+            flows_evicted: self.flows.evicted,
+            flows_timed_out: self.flows.timed_out,
+            dns_answers: self.dns_answers,
+            dns_malformed: self.dns_malformed,
+            sni_seen: self.sni_seen,
+            http_hosts_seen: self.http_hosts_seen,
+        }
+    }
+
+    /// Takes the records that became ready since the last call.
+    pub fn drain_ready(&mut self) -> std::vec::Drain<'_, Subject> {
+        self.ready.drain(..)
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Processes one decoded packet captured at `now_ns` from input number `input`.
+    pub fn on_packet(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32) {
+        let (src_port, dst_port) = packet.transport.ports().unwrap_or((0, 0));
+        if matches!(packet.transport, Transport::Udp { .. } | Transport::Tcp { .. })
+            && (src_port == 53 || src_port == 5353)
+        {
+            self.on_dns(packet, now_ns, input);
+        }
+        let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
+        let mut departed = Vec::new();
+        let entry = match self.flows.get_mut(&key) {
+            Some(e) => e,
+            None => {
+                let (client, server) = match packet.transport {
+                    // A SYN-ACK seen first: the sender is the server.
+                    Transport::Tcp { flags, .. }
+                        if flags.syn() && flags.contains(linkward_decode::TcpFlags::ACK) =>
+                    {
+                        ((packet.dst, dst_port), (packet.src, src_port))
+                    }
+                    _ => ((packet.src, src_port), (packet.dst, dst_port)),
+                };
+                let entry = FlowEntry::new(client, server, packet.protocol, now_ns);
+                self.flows
+                    .insert(key, entry, &mut |e, why| departed.push((e, why)))
+            }
+        };
+        entry.last_ns = now_ns.max(entry.last_ns);
+        entry.packets += 1;
+        entry.bytes += packet.ip_len as u64;
+        let from_client = packet.src == entry.client && src_port == entry.client_port;
+        let mut ready = false;
+        match packet.transport {
+            Transport::Tcp { flags, payload, .. } => {
+                if flags.contains(linkward_decode::TcpFlags::RST) {
+                    entry.reset = true;
+                }
+                if flags.contains(linkward_decode::TcpFlags::FIN) {
+                    if from_client {
+                        entry.client_fin = true;
+                    } else {
+                        entry.server_fin = true;
+                    }
+                }
+                if !entry.evaluated {
+                    if from_client && !payload.is_empty() {
+                        ready = identify(entry, payload, &mut self.sni_seen, &mut self.http_hosts_seen);
+                    }
+                    ready |= entry.packets >= PACKETS_BEFORE_EVALUATION || entry.finished();
+                }
+            }
+            _ => ready = !entry.evaluated,
+        }
+        let finished = entry.finished();
+        if ready {
+            entry.evaluated = true;
+            entry.hello_buffer = None;
+            let subject = flow_subject(&self.dns, entry, input);
+            self.ready.push(subject);
+        }
+        if finished && let Some(e) = self.flows.remove(&key) {
+            departed.push((e, Departure::Finished));
+        }
+        self.flows
+            .sweep(now_ns, &mut |e, why| departed.push((e, why)));
+        for (e, _why) in departed {
+            self.depart(e, input);
+        }
+    }
+
+    /// Evaluates every flow still waiting (end of input).
+    pub fn finish(&mut self, input: u32) {
+        let mut departed = Vec::new();
+        self.flows.drain(&mut |e, _| departed.push(e));
+        for e in departed {
+            self.depart(e, input);
+        }
+    }
+
+    fn depart(&mut self, e: FlowEntry, input: u32) {
+        if !e.evaluated {
+            let subject = flow_subject(&self.dns, &e, input);
+            self.ready.push(subject);
+        }
+    }
+
+    fn on_dns(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32) {
+        let (message, protocol) = match packet.transport {
+            Transport::Udp { payload, .. } => (Some(payload), 17),
+            Transport::Tcp { payload, .. } => (dns_wire::parse_tcp_stream_message(payload), 6),
+            Transport::Other => (None, 0),
+        };
+        let Some(message) = message.filter(|m| !m.is_empty()) else {
+            return;
+        };
+        let response = match dns_wire::parse_response(message) {
+            Ok(r) => r,
+            Err(_) => {
+                // Queries (QR=0) are not errors; only count responses we could not read.
+                if message.get(2).is_some_and(|b| b & 0x80 != 0) {
+                    self.dns_malformed += 1;
+                }
+                return;
+            }
+        };
+        if response.query.is_empty() {
+            return;
+        }
+        self.dns_answers += 1;
+        let (server_port, client_port) = packet.transport.ports().unwrap_or((53, 0));
+        let query: Arc<str> = response.query.as_str().into();
+        let chain: Arc<[Box<str>]> = response
+            .cname_chain
+            .iter()
+            .map(|n| Box::<str>::from(n.as_str()))
+            .collect();
+        if !response.addresses.is_empty() {
+            self.dns.record(
+                packet.dst,
+                &query,
+                &chain,
+                &response.addresses,
+                response.min_ttl,
+                now_ns,
+            );
+        }
+        self.ready.push(Subject::Dns(DnsSubject {
+            client: packet.dst,
+            server: packet.src,
+            client_port,
+            server_port,
+            protocol,
+            query,
+            cname_chain: chain,
+            addresses: response.addresses,
+            ttl: response.min_ttl,
+            timestamp_ns: now_ns,
+            input,
+        }));
+    }
+
+    /// The name `client` resolved to `addr`, for library users.
+    pub fn resolved(&self, client: IpAddr, addr: IpAddr, now_ns: u64) -> Option<&str> {
+        self.dns.lookup(client, addr, now_ns).map(|r| &*r.name)
+    }
+}
+
+fn flow_subject(dns: &DnsTracker, e: &FlowEntry, input: u32) -> Subject {
+    let resolution = dns.lookup(e.client, e.server, e.last_ns);
+    Subject::Flow(FlowSubject {
+        src: e.client,
+        dst: e.server,
+        src_port: e.client_port,
+        dst_port: e.server_port,
+        protocol: e.protocol,
+        first_seen_ns: e.first_ns,
+        last_seen_ns: e.last_ns,
+        packets: e.packets,
+        bytes: e.bytes,
+        resolved_name: resolution.map(|r| r.name.clone()),
+        cname_chain: resolution.map_or_else(|| Arc::from(Vec::new()), |r| r.chain.clone()),
+        sni: e.sni.clone(),
+        http_host: e.http_host.clone(),
+        from_flow_log: false,
+        denied_by_nsg: false,
+        log_rule: None,
+        input,
+    })
+}
+
+/// Looks for the flow's identity in a client payload. Returns true when the flow can be
+/// evaluated now (identity found, or the payload is neither TLS nor HTTP).
+fn identify(entry: &mut FlowEntry, payload: &[u8], sni_seen: &mut u64, hosts_seen: &mut u64) -> bool {
+    let mut buffered = entry.hello_buffer.take();
+    let data: &[u8] = match buffered.as_mut() {
+        Some(buf) => {
+            let room = MAX_HELLO.saturating_sub(buf.len());
+            buf.extend_from_slice(&payload[..payload.len().min(room)]);
+            buf
+        }
+        None => payload,
+    };
+    match client_hello_sni(data) {
+        SniResult::Found(name) => {
+            entry.sni = Some(name.to_ascii_lowercase().into_boxed_str());
+            *sni_seen += 1;
+            true
+        }
+        SniResult::Incomplete { needed } if needed <= MAX_HELLO && data.len() < MAX_HELLO => {
+            entry.hello_buffer = Some(buffered.unwrap_or_else(|| payload.to_vec()));
+            false
+        }
+        SniResult::Incomplete { .. } | SniResult::NoSni => true,
+        SniResult::NotClientHello => {
+            if let Some(host) = linkward_decode::http::request_host(data) {
+                entry.http_host = Some(host.to_ascii_lowercase().into_boxed_str());
+                *hosts_seen += 1;
+            }
+            true
+        }
+    }
+}
