@@ -8,17 +8,23 @@ pub(crate) fn u8_at(data: &[u8], at: usize) -> Option<u8> {
 
 #[inline]
 pub(crate) fn be16(data: &[u8], at: usize) -> Option<u16> {
-    data.get(at..)?.first_chunk::<2>().map(|b| u16::from_be_bytes(*b))
+    data.get(at..)?
+        .first_chunk::<2>()
+        .map(|b| u16::from_be_bytes(*b))
 }
 
 #[inline]
 pub(crate) fn be32(data: &[u8], at: usize) -> Option<u32> {
-    data.get(at..)?.first_chunk::<4>().map(|b| u32::from_be_bytes(*b))
+    data.get(at..)?
+        .first_chunk::<4>()
+        .map(|b| u32::from_be_bytes(*b))
 }
 
 #[inline]
 pub(crate) fn le32(data: &[u8], at: usize) -> Option<u32> {
-    data.get(at..)?.first_chunk::<4>().map(|b| u32::from_le_bytes(*b))
+    data.get(at..)?
+        .first_chunk::<4>()
+        .map(|b| u32::from_le_bytes(*b))
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! The decoder: link layer, IP, transport, and the fragment reassembler that outlives a
 //! single frame.
 
+use crate::Skip;
 use crate::ip;
 use crate::link::{self, LinkType, Net};
 use crate::packet::Packet;
 use crate::reassembly::Reassembler;
-use crate::Skip;
 
 /// Limits of a [`Decoder`]. They bound the memory and the work fragments can cost, since
 /// fragments are the one input that makes the decoder keep state.
@@ -90,7 +90,12 @@ impl Decoder {
             Net::Either => match ip::version(ip)? {
                 4 => Net::V4,
                 6 => Net::V6,
-                version => return Err(Skip::BadIpVersion { version, expected: 0 }),
+                version => {
+                    return Err(Skip::BadIpVersion {
+                        version,
+                        expected: 0,
+                    });
+                }
             },
             net => net,
         };

@@ -347,6 +347,9 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), NameError> {
 }
 
 /// One answer record the chain logic needs.
+// Boxing the larger variant would cost an allocation per CNAME record to save stack
+// space in a short-lived vector.
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Cname { owner: Name, target: Name, ttl: u32 },
     Addr { owner: Name, addr: IpAddr, ttl: u32 },
@@ -389,10 +392,22 @@ pub fn parse_response(msg: &[u8]) -> Result<Response, DnsError> {
         let place = Place::Question(q);
         let (name, next) = read_name(msg, at).map_err(|(o, k)| err(o, place, k))?;
         let qtype = be16(msg, next).ok_or_else(|| {
-            err(next, place, DnsErrorKind::Truncated { field: "question type" })
+            err(
+                next,
+                place,
+                DnsErrorKind::Truncated {
+                    field: "question type",
+                },
+            )
         })?;
         be16(msg, next + 2).ok_or_else(|| {
-            err(next + 2, place, DnsErrorKind::Truncated { field: "question class" })
+            err(
+                next + 2,
+                place,
+                DnsErrorKind::Truncated {
+                    field: "question class",
+                },
+            )
         })?;
         first.get_or_insert((name, qtype));
         at = next + 4;
@@ -412,13 +427,25 @@ pub fn parse_response(msg: &[u8]) -> Result<Response, DnsError> {
         let rtype = fixed(0, "record type")?;
         let class = fixed(2, "record class")? & 0x7fff;
         let ttl = be32(msg, next + 4).ok_or_else(|| {
-            err(next + 4, place, DnsErrorKind::Truncated { field: "record TTL" })
+            err(
+                next + 4,
+                place,
+                DnsErrorKind::Truncated {
+                    field: "record TTL",
+                },
+            )
         })?;
         let rdlength = fixed(8, "record data length")?;
         let rdata_start = next + 10;
         let rdata_end = rdata_start + usize::from(rdlength);
         let rdata = msg.get(rdata_start..rdata_end).ok_or_else(|| {
-            err(rdata_start, place, DnsErrorKind::Truncated { field: "record data" })
+            err(
+                rdata_start,
+                place,
+                DnsErrorKind::Truncated {
+                    field: "record data",
+                },
+            )
         })?;
         at = rdata_end;
         if class != CLASS_IN {
@@ -484,13 +511,16 @@ fn follow_chain(query: &Name, answers: &[Answer]) -> (Vec<Name>, Vec<IpAddr>, u3
     let mut min_ttl = None::<u32>;
     let mut current = *query;
     loop {
-        let next = answers.iter().zip(used.iter_mut()).find_map(|(a, used)| match a {
-            Answer::Cname { owner, target, ttl } if !*used && *owner == current => {
-                *used = true;
-                Some((*target, *ttl))
-            }
-            _ => None,
-        });
+        let next = answers
+            .iter()
+            .zip(used.iter_mut())
+            .find_map(|(a, used)| match a {
+                Answer::Cname { owner, target, ttl } if !*used && *owner == current => {
+                    *used = true;
+                    Some((*target, *ttl))
+                }
+                _ => None,
+            });
         let Some((target, ttl)) = next else { break };
         chain.push(target);
         min_ttl = Some(min_ttl.map_or(ttl, |m| m.min(ttl)));
@@ -560,9 +590,21 @@ mod tests {
         // is written later, so it is spelt out here: pe.example.net at 54.
         let a_owner_at = m.len();
         assert_eq!(a_owner_at, 54);
-        rr(&mut m, b"\x02pe\x07example\x03net\x00", 1, 60, &[10, 1, 2, 3]);
+        rr(
+            &mut m,
+            b"\x02pe\x07example\x03net\x00",
+            1,
+            60,
+            &[10, 1, 2, 3],
+        );
         // Answer 1: CNAME query -> ws-fhir.privatelink.<fhir.azure...> (pointer to 20).
-        rr(&mut m, &[0xc0, 12], 5, 300, b"\x07ws-fhir\x0bprivatelink\xc0\x14");
+        rr(
+            &mut m,
+            &[0xc0, 12],
+            5,
+            300,
+            b"\x07ws-fhir\x0bprivatelink\xc0\x14",
+        );
         let privatelink_at = m.len() - 22;
         assert_eq!(privatelink_at, 96);
         // Answer 2: CNAME privatelink name -> pe.example.net (pointer to 54).
@@ -595,7 +637,13 @@ mod tests {
         let mut m = header(1, 2);
         m.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
         rr(&mut m, b"\x01b\x00", 1, 7, &[1, 1, 1, 1]);
-        rr(&mut m, b"\x01c\x00", 28, 9, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        rr(
+            &mut m,
+            b"\x01c\x00",
+            28,
+            9,
+            &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        );
         let r = parse_response(&m).map(|r| (r.cname_chain.len(), r.addresses, r.min_ttl));
         assert_eq!(
             r,
@@ -603,7 +651,9 @@ mod tests {
                 0,
                 vec![
                     IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
-                    "2001:db8::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    "2001:db8::1"
+                        .parse()
+                        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 ],
                 7
             ))
@@ -672,7 +722,12 @@ mod tests {
         let m = chain_message();
         assert_eq!(
             parse_response(&m[..m.len() - 1]).map_err(|e| (e.place(), e.kind())),
-            Err((Place::Answer(3), DnsErrorKind::Truncated { field: "record data" }))
+            Err((
+                Place::Answer(3),
+                DnsErrorKind::Truncated {
+                    field: "record data"
+                }
+            ))
         );
     }
 
@@ -711,7 +766,10 @@ mod tests {
 
     #[test]
     fn tcp_prefix() {
-        assert_eq!(parse_tcp_stream_message(&[0, 3, 1, 2, 3, 4]), Some(&[1, 2, 3][..]));
+        assert_eq!(
+            parse_tcp_stream_message(&[0, 3, 1, 2, 3, 4]),
+            Some(&[1, 2, 3][..])
+        );
         assert_eq!(parse_tcp_stream_message(&[0, 3, 1, 2]), None);
         assert_eq!(parse_tcp_stream_message(&[0]), None);
     }

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn not_requests_or_no_host() {
         assert_eq!(request_host(b"GET / HTTP/1.1\r\nHost: cut-by-snap"), None);
-        assert_eq!(request_host(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\nHost: body\r\n"), None);
+        assert_eq!(
+            request_host(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\nHost: body\r\n"),
+            None
+        );
         assert_eq!(request_host(b"HTTP/1.1 200 OK\r\nHost: x\r\n"), None);
         assert_eq!(request_host(b"GET / HTTP/2.0\r\nHost: x\r\n"), None);
         assert_eq!(request_host(b"G\x00T / HTTP/1.1\r\nHost: x\r\n"), None);

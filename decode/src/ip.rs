@@ -350,7 +350,13 @@ pub(crate) fn ipv6<'a>(
             };
             match reasm.insert(key, frag, ts_ns) {
                 Ok((datagram, first)) => {
-                    match walk_ext(datagram, first.next, first.header_len - IPV6_HEADER + 8, 1, true)? {
+                    match walk_ext(
+                        datagram,
+                        first.next,
+                        first.header_len - IPV6_HEADER + 8,
+                        1,
+                        true,
+                    )? {
                         Chain::Upper { protocol, at } => {
                             let upper = datagram.get(at..).unwrap_or(&[]);
                             Ok(Packet {

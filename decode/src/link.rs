@@ -268,7 +268,10 @@ mod tests {
             Err(Skip::NotIp { ethertype: 0x0806 })
         );
         f[12..14].copy_from_slice(&[0x00, 0x26]);
-        assert_eq!(locate(LinkType::Ethernet, &f), Err(Skip::Llc { length: 0x26 }));
+        assert_eq!(
+            locate(LinkType::Ethernet, &f),
+            Err(Skip::Llc { length: 0x26 })
+        );
     }
 
     #[test]

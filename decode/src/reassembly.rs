@@ -136,7 +136,7 @@ impl Reassembler {
                 max: frag.max_end,
             });
         }
-        if frag.more && len % 8 != 0 {
+        if frag.more && !len.is_multiple_of(8) {
             self.forget(&key);
             return Err(Skip::FragmentMisaligned {
                 offset: frag.offset,
@@ -213,8 +213,7 @@ fn add_piece(
             return Err(contradiction);
         }
     } else {
-        if slot.total.is_some_and(|t| t != end) || slot.pieces.last().is_some_and(|p| p.1 > end)
-        {
+        if slot.total.is_some_and(|t| t != end) || slot.pieces.last().is_some_and(|p| p.1 > end) {
             return Err(contradiction);
         }
         slot.total = Some(end);
@@ -234,7 +233,10 @@ fn add_piece(
     {
         let same = s == start
             && e == end
-            && slot.data.get(start..end).is_some_and(|old| old == frag.data);
+            && slot
+                .data
+                .get(start..end)
+                .is_some_and(|old| old == frag.data);
         return Err(if same { None } else { contradiction });
     }
 

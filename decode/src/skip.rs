@@ -250,13 +250,24 @@ mod tests {
         assert_eq!(Skip::NotIp { ethertype: 0x0806 }.label(), "not-ip");
         assert!(!Skip::NotIp { ethertype: 0x0806 }.is_malformed());
         assert!(!Skip::FragmentPending.is_malformed());
-        assert!(Skip::BadIpVersion { version: 5, expected: 4 }.is_malformed());
+        assert!(
+            Skip::BadIpVersion {
+                version: 5,
+                expected: 4
+            }
+            .is_malformed()
+        );
         assert_eq!(
             Skip::NotIp { ethertype: 0x0806 }.to_string(),
             "ethertype 0x0806 is not IPv4 or IPv6"
         );
         assert_eq!(
-            Skip::TruncatedIp { version: 4, need: 20, have: 7 }.to_string(),
+            Skip::TruncatedIp {
+                version: 4,
+                need: 20,
+                have: 7
+            }
+            .to_string(),
             "IPv4 header needs 20 bytes, 7 captured"
         );
     }

@@ -251,8 +251,8 @@ mod tests {
         0x16, 0x03, 0x01, 0x00, 0x45, // record, 69 bytes
         0x01, 0x00, 0x00, 0x41, // ClientHello, 65 bytes
         0x03, 0x03, // version
-        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
-        25, 26, 27, 28, 29, 30, 31, 32, // random
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+        26, 27, 28, 29, 30, 31, 32,   // random
         0x00, // session id
         0x00, 0x02, 0x13, 0x01, // suites
         0x01, 0x00, // compression
@@ -291,10 +291,12 @@ mod tests {
         let mut h = HELLO;
         h[5] = 2; // ServerHello
         assert_eq!(client_hello_sni(&h), SniResult::NotClientHello);
-        assert_eq!(client_hello_sni(b"GET / HTTP/1.1\r\n"), SniResult::NotClientHello);
+        assert_eq!(
+            client_hello_sni(b"GET / HTTP/1.1\r\n"),
+            SniResult::NotClientHello
+        );
         let mut h = HELLO;
         h[60] = 0x40; // name length beyond the extension
         assert_eq!(client_hello_sni(&h), SniResult::NotClientHello);
     }
-
 }

@@ -46,7 +46,10 @@ fn dns_response_over_udp_with_chain() {
             r.rcode,
             r.query.as_str().to_owned(),
             r.qtype,
-            r.cname_chain.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>(),
+            r.cname_chain
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect::<Vec<_>>(),
             r.addresses,
             r.min_ttl,
         )
@@ -75,10 +78,15 @@ fn dns_over_tcp_prefix() {
     stream.extend_from_slice(&msg);
     let frame = tcp4(53, 40000, 1, TcpControl::Psh, &stream);
     let mut d = Decoder::default();
-    let payload = d.decode(LinkType::Raw, &frame, 0).map(|p| p.transport.payload());
+    let payload = d
+        .decode(LinkType::Raw, &frame, 0)
+        .map(|p| p.transport.payload());
     let inner = payload.ok().and_then(dns::parse_tcp_stream_message);
     assert_eq!(inner, Some(&msg[..]));
-    assert_eq!(dns::parse_tcp_stream_message(&stream[..stream.len() - 1]), None);
+    assert_eq!(
+        dns::parse_tcp_stream_message(&stream[..stream.len() - 1]),
+        None
+    );
 }
 
 #[test]
@@ -87,10 +95,16 @@ fn dns_compression_loop_in_answer() {
     m.extend_from_slice(b"\x01q\x00\x00\x01\x00\x01");
     // Answer owner at 19 points to 21, which points back to 19.
     m.extend_from_slice(&[0xc0, 21, 0xc0, 19]);
-    let e = dns::parse_response(&m).map(|_| ()).map_err(|e| (e.offset(), e.place(), e.kind()));
+    let e = dns::parse_response(&m)
+        .map(|_| ())
+        .map_err(|e| (e.offset(), e.place(), e.kind()));
     assert_eq!(
         e,
-        Err((19, Place::Answer(0), DnsErrorKind::PointerNotBackwards { target: 21 }))
+        Err((
+            19,
+            Place::Answer(0),
+            DnsErrorKind::PointerNotBackwards { target: 21 }
+        ))
     );
     // 40 pointers, each pointing at the one before, hidden in an unknown record's data;
     // a second answer's owner enters the chain at its end.
@@ -103,8 +117,13 @@ fn dns_compression_loop_in_answer() {
         m.extend_from_slice(&[0xc0, target]);
     }
     m.extend_from_slice(&[0xc0, 109, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4]);
-    let e = dns::parse_response(&m).map(|_| ()).map_err(|e| (e.offset(), e.place(), e.kind()));
-    assert_eq!(e, Err((47, Place::Answer(1), DnsErrorKind::TooManyPointers)));
+    let e = dns::parse_response(&m)
+        .map(|_| ())
+        .map_err(|e| (e.offset(), e.place(), e.kind()));
+    assert_eq!(
+        e,
+        Err((47, Place::Answer(1), DnsErrorKind::TooManyPointers))
+    );
 }
 
 #[test]
@@ -114,7 +133,10 @@ fn dns_a_record_with_bad_length() {
     m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 5, 1, 2, 3, 4, 5]);
     assert_eq!(
         dns::parse_response(&m).map_err(|e| e.kind()),
-        Err(DnsErrorKind::BadRdLength { rdlength: 5, expected: 4 })
+        Err(DnsErrorKind::BadRdLength {
+            rdlength: 5,
+            expected: 4
+        })
     );
     m[30] = 4;
     m.pop();
@@ -134,13 +156,19 @@ fn tls_client_hello_split_over_two_segments() {
     let mut d = Decoder::default();
 
     let mut buffered = Vec::new();
-    let p1 = d.decode(LinkType::Raw, &seg1, 0).map(|p| p.transport.payload().to_vec());
+    let p1 = d
+        .decode(LinkType::Raw, &seg1, 0)
+        .map(|p| p.transport.payload().to_vec());
     buffered.extend_from_slice(&p1.unwrap_or_default());
     assert_eq!(
         tls::client_hello_sni(&buffered),
-        SniResult::Incomplete { needed: hello.len() }
+        SniResult::Incomplete {
+            needed: hello.len()
+        }
     );
-    let p2 = d.decode(LinkType::Raw, &seg2, 0).map(|p| p.transport.payload().to_vec());
+    let p2 = d
+        .decode(LinkType::Raw, &seg2, 0)
+        .map(|p| p.transport.payload().to_vec());
     buffered.extend_from_slice(&p2.unwrap_or_default());
     assert_eq!(tls::client_hello_sni(&buffered), SniResult::Found(host));
 

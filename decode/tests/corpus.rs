@@ -21,12 +21,20 @@ struct Frame<'a> {
 
 fn u32_at(d: &[u8], at: usize, be: bool) -> Option<u32> {
     let b = *d.get(at..)?.first_chunk::<4>()?;
-    Some(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    Some(if be {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
 }
 
 fn u16_at(d: &[u8], at: usize, be: bool) -> Option<u16> {
     let b = *d.get(at..)?.first_chunk::<2>()?;
-    Some(if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+    Some(if be {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    })
 }
 
 /// Frames of a classic pcap file; stops at the first inconsistent record.
@@ -48,8 +56,14 @@ fn pcap_frames(file: &[u8]) -> Option<Vec<Frame<'_>>> {
         u32_at(file, at + 8, be),
     ) {
         let start = at + 16;
-        let Some(data) = file.get(start..start + incl as usize) else { break };
-        let frac_ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
+        let Some(data) = file.get(start..start + incl as usize) else {
+            break;
+        };
+        let frac_ns = if nanos {
+            u64::from(frac)
+        } else {
+            u64::from(frac) * 1000
+        };
         frames.push(Frame {
             link,
             ts_ns: u64::from(sec) * 1_000_000_000 + frac_ns,
@@ -80,11 +94,15 @@ fn pcapng_frames(file: &[u8]) -> Option<Vec<Frame<'_>>> {
             };
             links.clear();
         }
-        let Some(len) = u32_at(file, at + 4, be).map(|l| l as usize) else { break };
+        let Some(len) = u32_at(file, at + 4, be).map(|l| l as usize) else {
+            break;
+        };
         if len < 12 || len % 4 != 0 {
             break;
         }
-        let Some(body) = file.get(at + 8..at + len - 4) else { break };
+        let Some(body) = file.get(at + 8..at + len - 4) else {
+            break;
+        };
         match kind {
             1 => links.push(u32::from(u16_at(body, 0, be).unwrap_or(u16::MAX))),
             6 => {
@@ -96,17 +114,29 @@ fn pcapng_frames(file: &[u8]) -> Option<Vec<Frame<'_>>> {
                 ) else {
                     break;
                 };
-                let Some(data) = body.get(20..20 + cap as usize) else { break };
+                let Some(data) = body.get(20..20 + cap as usize) else {
+                    break;
+                };
                 let link = links.get(iface as usize).copied().unwrap_or(u32::MAX);
                 let ts = (u64::from(hi) << 32 | u64::from(lo)).saturating_mul(1000);
-                frames.push(Frame { link, ts_ns: ts, data });
+                frames.push(Frame {
+                    link,
+                    ts_ns: ts,
+                    data,
+                });
             }
             3 => {
-                let Some(orig) = u32_at(body, 0, be) else { break };
+                let Some(orig) = u32_at(body, 0, be) else {
+                    break;
+                };
                 let data = body.get(4..).unwrap_or(&[]);
                 let data = data.get(..(orig as usize).min(data.len())).unwrap_or(&[]);
                 let link = links.first().copied().unwrap_or(u32::MAX);
-                frames.push(Frame { link, ts_ns: 0, data });
+                frames.push(Frame {
+                    link,
+                    ts_ns: 0,
+                    data,
+                });
             }
             _ => {}
         }
@@ -217,7 +247,9 @@ fn summaries() -> Option<BTreeMap<String, Summary>> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
             let frames = pcap_frames(&bytes)
                 .or_else(|| pcapng_frames(&bytes))
                 .unwrap_or_default();
@@ -241,11 +273,15 @@ fn corpus_never_panics_and_known_captures_decode() {
     }
     let get = |name: &str| all.get(name);
     let counts = |name: &str| get(name).map(|s| (s.frames, s.packets, s.tcp, s.udp, s.vlan));
-    let skips = |name: &str| {
-        get(name).map(|s| s.skips.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>())
-    };
+    let skips =
+        |name: &str| get(name).map(|s| s.skips.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());
     let strings = |name: &str, f: fn(&Summary) -> &Vec<String>| {
-        get(name).map(|s| f(s).iter().map(String::as_str).collect::<Vec<_>>().join(","))
+        get(name).map(|s| {
+            f(s).iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
     };
 
     assert!(all.len() >= 70, "only {} captures read", all.len());
@@ -256,7 +292,10 @@ fn corpus_never_panics_and_known_captures_decode() {
         counts(&format!("{w}pcap-parser__wireshark_samples-test.pcapng")),
         Some((5898, 4088, 15, 3921, 0))
     );
-    assert_eq!(counts(&format!("{w}zeek__wikipedia.pcap")), Some((136, 126, 78, 48, 0)));
+    assert_eq!(
+        counts(&format!("{w}zeek__wikipedia.pcap")),
+        Some((136, 126, 78, 48, 0))
+    );
     assert_eq!(
         counts(&format!("{w}zeek__var-services-std-ports.pcap")),
         Some((263, 259, 184, 75, 0))
@@ -267,15 +306,30 @@ fn corpus_never_panics_and_known_captures_decode() {
         Some(vec![("llc", 4), ("not-ip", 3)])
     );
     // Linux cooked v2: two pings (IPv4, IPv6), then ARP and RARP.
-    assert_eq!(counts(&format!("{w}zeek__linux_dlt_sll2.pcap")), Some((6, 4, 0, 0, 0)));
+    assert_eq!(
+        counts(&format!("{w}zeek__linux_dlt_sll2.pcap")),
+        Some((6, 4, 0, 0, 0))
+    );
     // Every frame of the QinQ and VLAN captures is tagged.
-    assert_eq!(counts(&format!("{w}zeek__http-qinq-0.pcap")), Some((14, 14, 14, 0, 14)));
-    assert_eq!(counts(&format!("{w}zeek__http-vlan-0.pcap")), Some((14, 14, 14, 0, 14)));
-    assert_eq!(strings(&format!("{w}zeek__http-qinq-0.pcap"), |s| &s.hosts), Some("bro.org".to_owned()));
+    assert_eq!(
+        counts(&format!("{w}zeek__http-qinq-0.pcap")),
+        Some((14, 14, 14, 0, 14))
+    );
+    assert_eq!(
+        counts(&format!("{w}zeek__http-vlan-0.pcap")),
+        Some((14, 14, 14, 0, 14))
+    );
+    assert_eq!(
+        strings(&format!("{w}zeek__http-qinq-0.pcap"), |s| &s.hosts),
+        Some("bro.org".to_owned())
+    );
     // IPv6 fragments: a lone last fragment stays pending, a three-fragment response
     // is reassembled and parses as DNS.
     let v6frag = get(&format!("{w}zeek__ipv6-fragmented-dns.pcap"));
-    assert_eq!(v6frag.map(|s| (s.packets, s.reassembled, s.dns_responses)), Some((5, 1, 2)));
+    assert_eq!(
+        v6frag.map(|s| (s.packets, s.reassembled, s.dns_responses)),
+        Some((5, 1, 2))
+    );
     // IPv4 fragments of large DNSSEC responses.
     let v4frag = get(&format!("{w}zeek__dns-edns-ecs.pcap"));
     assert_eq!(v4frag.map(|s| (s.reassembled, s.dns_errors)), Some((4, 0)));
@@ -286,7 +340,10 @@ fn corpus_never_panics_and_known_captures_decode() {
     );
     // Server names and hosts.
     assert_eq!(
-        strings(&format!("{w}zeek__chrome-1250-tls-x25519-kyber.pcap"), |s| &s.snis),
+        strings(
+            &format!("{w}zeek__chrome-1250-tls-x25519-kyber.pcap"),
+            |s| &s.snis
+        ),
         Some("lh3.google.com".to_owned())
     );
     assert_eq!(
@@ -303,19 +360,35 @@ fn corpus_never_panics_and_known_captures_decode() {
     for (name, label) in [
         ("tcpdump__LINKTYPE_IPV4_invalid.pcap", "bad-ip-version"),
         ("tcpdump__ipv6_39_byte_header.pcap", "truncated-ip"),
-        ("tcpdump__ipv6-next-header-oobr-1.pcap", "truncated-ipv6-ext"),
+        (
+            "tcpdump__ipv6-next-header-oobr-1.pcap",
+            "truncated-ipv6-ext",
+        ),
         ("tcpdump__tcp_header_heapoverflow.pcap", "truncated-tcp"),
         ("tcpdump__udp-length-heapoverflow.pcap", "truncated-udp"),
         ("zeek__ip6-ext-trunc.pcap", "truncated-ipv6-ext"),
         ("zeek__trunc-hdr.pcap", "truncated-link"),
     ] {
-        assert_eq!(skips(&format!("{m}{name}")), Some(vec![(label, 1)]), "{name}");
+        assert_eq!(
+            skips(&format!("{m}{name}")),
+            Some(vec![(label, 1)]),
+            "{name}"
+        );
     }
     // A zero total length (segmentation offload) is decoded from the captured bytes.
-    assert_eq!(counts(&format!("{m}zeek__ip-bogus-header-len.pcap")), Some((1, 1, 0, 0, 0)));
+    assert_eq!(
+        counts(&format!("{m}zeek__ip-bogus-header-len.pcap")),
+        Some((1, 1, 0, 0, 0))
+    );
     // Crafted DNS names are rejected, a deep but backwards pointer chain is read.
-    assert_eq!(get(&format!("{m}tcpdump__dns_fwdptr.pcap")).map(|s| s.dns_errors), Some(1));
-    assert_eq!(get(&format!("{m}tcpdump__dns-badlabel.pcap")).map(|s| s.dns_errors), Some(1));
+    assert_eq!(
+        get(&format!("{m}tcpdump__dns_fwdptr.pcap")).map(|s| s.dns_errors),
+        Some(1)
+    );
+    assert_eq!(
+        get(&format!("{m}tcpdump__dns-badlabel.pcap")).map(|s| s.dns_errors),
+        Some(1)
+    );
     assert_eq!(
         get(&format!("{m}zeek__max-compression-depth.pcap")).map(|s| s.dns_addresses),
         Some(7)

@@ -43,8 +43,20 @@ fn dns_message() -> Vec<u8> {
 
 fn golden() -> Vec<(LinkType, Vec<u8>)> {
     let dns = udp4(53, 40000, &dns_message());
-    let hello = tcp4(50000, 443, 1, TcpControl::Psh, &client_hello("ws-fhir.fhir.example"));
-    let get = tcp4(50000, 80, 1, TcpControl::Psh, b"GET / HTTP/1.1\r\nHost: a.example:80\r\n\r\n");
+    let hello = tcp4(
+        50000,
+        443,
+        1,
+        TcpControl::Psh,
+        &client_hello("ws-fhir.fhir.example"),
+    );
+    let get = tcp4(
+        50000,
+        80,
+        1,
+        TcpControl::Psh,
+        b"GET / HTTP/1.1\r\nHost: a.example:80\r\n\r\n",
+    );
     let upper6 = udp(A6.into(), B6.into(), 53, 40000, &dns_message());
     let mut chain6 = ext8(43);
     chain6.extend_from_slice(&ext8(60));
@@ -62,7 +74,10 @@ fn golden() -> Vec<(LinkType, Vec<u8>)> {
     null.extend_from_slice(&dns);
     let mut frames = vec![
         (LinkType::Ethernet, ethernet(0x0800, &[], &dns)),
-        (LinkType::Ethernet, ethernet(0x0800, &[(0x88a8, 1), (0x8100, 2)], &hello)),
+        (
+            LinkType::Ethernet,
+            ethernet(0x0800, &[(0x88a8, 1), (0x8100, 2)], &hello),
+        ),
         (LinkType::Ethernet, ethernet(0x86dd, &[(0x8100, 3)], &v6)),
         (LinkType::LinuxSll, sll(0x0800, &get)),
         (LinkType::LinuxSll2, sll2(0x86dd, &v6)),

@@ -332,3 +332,20 @@ impl Batcher {
         sink.batch_done()
     }
 }
+
+/// A backend that finds nothing: for record dumps, where no policy is involved.
+pub struct NullBackend;
+
+impl Backend for NullBackend {
+    fn evaluate_flows(&mut self, _batch: &[u8], _records: usize) -> Result<Vec<Finding>, String> {
+        Ok(Vec::new())
+    }
+
+    fn evaluate_dns(&mut self, _batch: &[u8], _records: usize) -> Result<Vec<Finding>, String> {
+        Ok(Vec::new())
+    }
+
+    fn policy(&self) -> (Arc<str>, Arc<str>) {
+        ("none".into(), "none".into())
+    }
+}

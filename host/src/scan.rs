@@ -6,6 +6,7 @@
 
 use crate::evaluation::{Backend, Batcher, FindingSink};
 use crate::report::stats::{PacketStats, RunStats};
+use crate::subject::Subject;
 use crate::track::{Tracker, TrackerConfig};
 use linkward_capture::{BpfFilterSet, CaptureError, CaptureFile};
 use linkward_decode::{Decoder, DecoderConfig, LinkType};
@@ -53,6 +54,7 @@ pub struct PacketScanner {
     batcher: Batcher,
     bpf: Option<BpfFilterSet>,
     packets: PacketStats,
+    observer: Option<Box<dyn FnMut(&Subject) + Send>>,
 }
 
 impl PacketScanner {
@@ -67,6 +69,7 @@ impl PacketScanner {
             batcher: Batcher::new(options.batch_size, options.fail_open),
             bpf,
             packets: PacketStats::default(),
+            observer: None,
         })
     }
 
@@ -119,6 +122,11 @@ impl PacketScanner {
         Ok(())
     }
 
+    /// Sees every record as it goes to the evaluator (for record dumps and debugging).
+    pub fn set_observer(&mut self, observer: Box<dyn FnMut(&Subject) + Send>) {
+        self.observer = Some(observer);
+    }
+
     /// Counts a record the input layer could not deliver as a packet.
     pub fn count_unreadable_record(&mut self) {
         self.packets.packets_read += 1;
@@ -131,9 +139,12 @@ impl PacketScanner {
         sink: &mut dyn FindingSink,
     ) -> Result<(), ScanError> {
         for subject in self.tracker.drain_ready() {
+            if let Some(observe) = &mut self.observer {
+                observe(&subject);
+            }
             match subject {
-                crate::subject::Subject::Flow(f) => self.batcher.push_flow(f, backend, sink)?,
-                crate::subject::Subject::Dns(d) => self.batcher.push_dns(d, backend, sink)?,
+                Subject::Flow(f) => self.batcher.push_flow(f, backend, sink)?,
+                Subject::Dns(d) => self.batcher.push_dns(d, backend, sink)?,
             }
         }
         Ok(())

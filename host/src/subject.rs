@@ -132,3 +132,38 @@ impl Subject {
         }
     }
 }
+
+impl Subject {
+    /// The record as one JSON object, for `linkward records`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Subject::Flow(f) => serde_json::json!({
+                "type": "flow",
+                "src_ip": f.src.to_string(),
+                "src_port": f.src_port,
+                "dest_ip": f.dst.to_string(),
+                "dest_port": f.dst_port,
+                "proto": f.protocol,
+                "first_seen_ns": f.first_seen_ns,
+                "last_seen_ns": f.last_seen_ns,
+                "packets": f.packets,
+                "bytes": f.bytes,
+                "name": f.resolved_name.as_deref(),
+                "dns_chain": f.cname_chain.iter().map(|c| &**c).collect::<Vec<_>>(),
+                "sni": f.sni.as_deref(),
+                "http_host": f.http_host.as_deref(),
+            }),
+            Subject::Dns(d) => serde_json::json!({
+                "type": "dns",
+                "client": d.client.to_string(),
+                "server": d.server.to_string(),
+                "proto": d.protocol,
+                "query": &*d.query,
+                "dns_chain": d.cname_chain.iter().map(|c| &**c).collect::<Vec<_>>(),
+                "addresses": d.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "ttl": d.ttl,
+                "timestamp_ns": d.timestamp_ns,
+            }),
+        }
+    }
+}

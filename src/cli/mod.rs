@@ -45,6 +45,16 @@ enum Command {
     Test { policy: PathBuf, cases: PathBuf },
     /// Scan capture files (pcap, pcapng) against a policy and report findings.
     Scan(scan_cmd::ScanArgs),
+    /// Print the flow and DNS records linkward rebuilds from captures, one JSON object
+    /// per line, without evaluating a policy.
+    Records {
+        /// Capture files (pcap or pcapng).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Only packets matching this libpcap filter expression are used.
+        #[arg(long)]
+        bpf: Option<String>,
+    },
 }
 
 /// How findings are printed.
@@ -66,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect { module, json } => policy_cmds::inspect(&module, json),
         Command::Test { policy, cases } => policy_cmds::test(&policy, &cases),
         Command::Scan(args) => scan_cmd::scan(args),
+        Command::Records { inputs, bpf } => scan_cmd::records(&inputs, bpf),
     }
 }

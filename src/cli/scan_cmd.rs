@@ -243,3 +243,59 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn records(inputs: &[PathBuf], bpf: Option<String>) -> anyhow::Result<ExitCode> {
+    use linkward_host::evaluation::{CollectSink, NullBackend};
+    use std::sync::{Arc, Mutex};
+    let options = ScanOptions {
+        bpf,
+        ..ScanOptions::default()
+    };
+    let mut scanner = PacketScanner::new(&options)?;
+    let out = Arc::new(Mutex::new(BufWriter::new(io::stdout())));
+    let failed = Arc::new(Mutex::new(None::<io::Error>));
+    {
+        let out = out.clone();
+        let failed = failed.clone();
+        scanner.set_observer(Box::new(move |subject| {
+            let Ok(mut w) = out.lock() else { return };
+            let written = serde_json::to_writer(&mut *w, &subject.to_json())
+                .map_err(io::Error::from)
+                .and_then(|()| w.write_all(b"\n"));
+            if let (Err(e), Ok(mut slot)) = (written, failed.lock()) {
+                slot.get_or_insert(e);
+            }
+        }));
+    }
+    let mut backend = NullBackend;
+    let mut sink = CollectSink::default();
+    let mut errors = Vec::new();
+    let mut last = 0;
+    for (i, path) in inputs.iter().enumerate() {
+        last = i as u32;
+        let result = CaptureFile::open(path)
+            .map_err(Into::into)
+            .and_then(|f| scanner.scan_file(&f, i as u32, &mut backend, &mut sink, &mut |_| {}));
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
+    }
+    scanner.finish(last, &mut backend, &mut sink)?;
+    if let Ok(mut w) = out.lock() {
+        w.flush()?;
+    }
+    if let Ok(mut slot) = failed.lock()
+        && let Some(e) = slot.take()
+    {
+        return Err(e.into());
+    }
+    eprint!("{}", scanner.stats().render());
+    for e in &errors {
+        eprintln!("linkward: error: {e}");
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl,
-    TcpPacket, TcpRepr, TcpSeqNumber as SeqNumber, UdpPacket, UdpRepr,
+    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber as SeqNumber, UdpPacket, UdpRepr,
 };
 
 pub const A4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -70,7 +70,10 @@ pub fn tcp(
 }
 
 pub fn udp4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    ipv4(IpProtocol::Udp, &udp(A4.into(), B4.into(), sport, dport, payload))
+    ipv4(
+        IpProtocol::Udp,
+        &udp(A4.into(), B4.into(), sport, dport, payload),
+    )
 }
 
 pub fn tcp4(sport: u16, dport: u16, seq: u32, control: TcpControl, payload: &[u8]) -> Vec<u8> {
@@ -100,7 +103,12 @@ pub fn ipv4(protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
 
 /// IPv4 fragments of `payload` (a transport header and data) with id `id`, cut at the
 /// given byte offsets (multiples of 8).
-pub fn ipv4_fragments(protocol: IpProtocol, id: u16, payload: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+pub fn ipv4_fragments(
+    protocol: IpProtocol,
+    id: u16,
+    payload: &[u8],
+    cuts: &[usize],
+) -> Vec<Vec<u8>> {
     let mut bounds = vec![0];
     bounds.extend_from_slice(cuts);
     bounds.push(payload.len());
