@@ -11,7 +11,8 @@ use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
 use linkward_host::sandbox::{Limits, PolicyEngine};
-use linkward_host::scan::{PacketScanner, ScanOptions};
+use linkward_host::flowlogs::{FlowLogOptions, looks_like_flow_log, scan_flow_log};
+use linkward_host::pipeline::{Pipeline, ScanOptions};
 use linkward_host::subject::Subject;
 use linkward_host::track::TrackerConfig;
 use linkward_host::track::flows::FlowTableConfig;
@@ -25,9 +26,14 @@ pub struct ScanArgs {
     /// The policy: a compiled module (.wasm) or policy source (.toml, compiled on the fly).
     #[arg(short, long)]
     policy: PathBuf,
-    /// Capture files (pcap or pcapng), read in the order given.
+    /// Capture files (pcap, pcapng) and flow logs (Azure VNet or NSG flow-log JSON, or
+    /// JSON-lines flow records), told apart by content; a directory is walked for flow
+    /// logs in the time order of Azure's blob layout.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+    /// Evaluate flows a network security group denied (reported with that fact).
+    #[arg(long)]
+    include_denied: bool,
     /// Output format; EVE when writing to a file or a pipe, a table on a terminal.
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -108,6 +114,45 @@ impl Progress {
     }
 }
 
+/// One input of a scan, by what its content turned out to be.
+enum Input {
+    Capture(PathBuf),
+    FlowLog(PathBuf),
+}
+
+impl Input {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Input::Capture(p) | Input::FlowLog(p) => p,
+        }
+    }
+}
+
+/// Tells captures from flow logs by their first bytes and expands directories of flow
+/// logs; problems (missing files) are collected in `errors`.
+fn expand_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            match linkward_flowlog::walk_blob_dir(path) {
+                Ok(found) => out.extend(found.into_iter().map(Input::FlowLog)),
+                Err(e) => errors.push(e.to_string()),
+            }
+            continue;
+        }
+        let mut head = [0u8; 64];
+        let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
+        match read {
+            Ok(n) if looks_like_flow_log(&head[..n]) => out.push(Input::FlowLog(path.clone())),
+            // Captures (and everything else: the capture reader says what is wrong).
+            Ok(_) => out.push(Input::Capture(path.clone())),
+            Err(e) => errors.push(format!("{}: cannot open: {e}", path.display())),
+        }
+    }
+    out
+}
+
 pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let engine = PolicyEngine::new(Limits {
@@ -115,7 +160,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         memory_bytes: args.module_memory_mib.max(1) << 20,
         ..Limits::default()
     })?;
-    let module = load_policy(&engine, &args.policy, args.quiet)?;
+    let module = load_policy(&engine, &args.policy, true)?;
     let options = ScanOptions {
         batch_size: args.batch_size,
         fail_open: args.fail_open,
@@ -129,7 +174,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         },
         ..ScanOptions::default()
     };
-    let mut scanner = PacketScanner::new(&options)?;
+    let mut scanner = Pipeline::new(&options)?;
     let mut backend = SandboxBackend::new(&module);
 
     let stdout_is_terminal = io::stdout().is_terminal();
@@ -145,8 +190,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ),
         None => Box::new(io::stdout().lock()),
     };
-    let names: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
-    let mut eve = EveSink::new(BufWriter::with_capacity(1 << 16, out), names.clone());
+    let mut eve = EveSink::new(BufWriter::with_capacity(1 << 16, out), Vec::new());
     let mut table = TableSink::new();
     let mut watch = SeverityWatch::default();
 
@@ -156,16 +200,27 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         total_bytes: 0,
         last: Instant::now(),
     };
+    let inputs = expand_inputs(&args.inputs, &mut errors);
+    let names: Vec<String> = inputs.iter().map(|i| i.path().display().to_string()).collect();
+    eve.set_inputs(names);
     let mut files = Vec::new();
-    for (i, path) in args.inputs.iter().enumerate() {
-        match CaptureFile::open(path) {
-            Ok(f) => {
-                progress.total_bytes += f.len_bytes();
-                files.push((i as u32, f));
-            }
-            Err(e) => errors.push(e.to_string()),
+    for (i, input) in inputs.iter().enumerate() {
+        match input {
+            Input::Capture(path) => match CaptureFile::open(path) {
+                Ok(f) => {
+                    progress.total_bytes += f.len_bytes();
+                    files.push((i as u32, Some(f), path.clone()));
+                }
+                Err(e) => errors.push(e.to_string()),
+            },
+            Input::FlowLog(path) => files.push((i as u32, None, path.clone())),
         }
     }
+    let flow_log_options = FlowLogOptions {
+        include_denied: args.include_denied,
+        max_flows: args.max_flows.max(1),
+        ..FlowLogOptions::default()
+    };
     let mut done_bytes = 0;
     let mut last_input = 0;
     {
@@ -173,8 +228,25 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
             Format::Eve => vec![&mut eve, &mut watch],
             Format::Table => vec![&mut table, &mut watch],
         });
-        for (input, file) in &files {
+        for (input, file, path) in &files {
             last_input = *input;
+            let Some(file) = file else {
+                let outcome = scan_flow_log(
+                    &mut scanner,
+                    path,
+                    *input,
+                    &flow_log_options,
+                    &mut backend,
+                    &mut sink,
+                )?;
+                for m in &outcome.malformed {
+                    eprintln!("linkward: warning: malformed tuple: {m}");
+                }
+                if let Some(e) = outcome.error {
+                    errors.push(format!("{e} (everything before it was evaluated)"));
+                }
+                continue;
+            };
             let name = file.path().display().to_string();
             let size = file.len_bytes();
             let result = scanner.scan_file(file, *input, &mut backend, &mut sink, &mut |n| {
@@ -251,7 +323,7 @@ pub fn records(inputs: &[PathBuf], bpf: Option<String>) -> anyhow::Result<ExitCo
         bpf,
         ..ScanOptions::default()
     };
-    let mut scanner = PacketScanner::new(&options)?;
+    let mut scanner = Pipeline::new(&options)?;
     let out = Arc::new(Mutex::new(BufWriter::new(io::stdout())));
     let failed = Arc::new(Mutex::new(None::<io::Error>));
     {

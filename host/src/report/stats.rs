@@ -58,8 +58,10 @@ pub struct RunStats {
     pub dns_malformed: u64,
     pub sni_seen: u64,
     pub http_hosts_seen: u64,
-    pub flow_records_read: u64,
-    pub flow_records_malformed: u64,
+    pub flow_record_tuples: u64,
+    pub flow_record_malformed: u64,
+    pub flow_records_flows: u64,
+    pub flow_records_denied_skipped: u64,
     pub flows_evaluated: u64,
     pub dns_evaluated: u64,
     pub batches: u64,
@@ -110,7 +112,7 @@ impl RunStats {
         let p = &self.packets;
         let mut s = String::new();
         let _ = writeln!(s, "statistics");
-        if p.packets_read > 0 || self.flow_records_read == 0 {
+        if p.packets_read > 0 || self.flow_record_tuples == 0 {
             let _ = writeln!(
                 s,
                 "  packets read       {:>12}  ({} bytes)",
@@ -144,11 +146,16 @@ impl RunStats {
                 self.sni_seen, self.http_hosts_seen
             );
         }
-        if self.flow_records_read > 0 || self.flow_records_malformed > 0 {
+        if self.flow_record_tuples > 0 || self.flow_record_malformed > 0 {
             let _ = writeln!(
                 s,
                 "  flow-log tuples    {:>12}  ({} malformed)",
-                self.flow_records_read, self.flow_records_malformed
+                self.flow_record_tuples, self.flow_record_malformed
+            );
+            let _ = writeln!(
+                s,
+                "  flow-log flows     {:>12}  ({} denied by an NSG, not evaluated)",
+                self.flow_records_flows, self.flow_records_denied_skipped
             );
         }
         let _ = writeln!(

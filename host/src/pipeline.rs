@@ -1,12 +1,12 @@
 //! The packet pipeline of one worker: decode → track → batch → evaluate → sinks.
 //!
-//! [`PacketScanner`] takes raw frames (with their link type and timestamp) from any
+//! [`Pipeline`] takes raw frames (with their link type and timestamp) from any
 //! source — capture files, a live interface, an appliance's own capture path — and keeps
 //! the counts that prove every packet was accounted for.
 
 use crate::evaluation::{Backend, Batcher, FindingSink};
 use crate::report::stats::{PacketStats, RunStats};
-use crate::subject::Subject;
+use crate::subject::{FlowSubject, Subject};
 use crate::track::{Tracker, TrackerConfig};
 use linkward_capture::{BpfFilterSet, CaptureError, CaptureFile};
 use linkward_decode::{Decoder, DecoderConfig, LinkType};
@@ -38,6 +38,20 @@ impl Default for ScanOptions {
     }
 }
 
+/// Counters of flow-record input (flow logs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowRecordStats {
+    /// Tuples read.
+    pub tuples: u64,
+    /// Tuples that could not be read (each also reported with its position).
+    pub malformed: u64,
+    /// Flows the tuples made up (a long flow logs many tuples).
+    pub flows: u64,
+    /// Flows denied by a network security group and not evaluated
+    /// (see `include_denied`).
+    pub denied_skipped: u64,
+}
+
 /// Why a scan could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -48,27 +62,29 @@ pub enum ScanError {
 }
 
 /// One worker's pipeline.
-pub struct PacketScanner {
+pub struct Pipeline {
     decoder: Decoder,
     tracker: Tracker,
     batcher: Batcher,
     bpf: Option<BpfFilterSet>,
     packets: PacketStats,
+    flow_records: FlowRecordStats,
     observer: Option<Box<dyn FnMut(&Subject) + Send>>,
 }
 
-impl PacketScanner {
-    pub fn new(options: &ScanOptions) -> Result<PacketScanner, ScanError> {
+impl Pipeline {
+    pub fn new(options: &ScanOptions) -> Result<Pipeline, ScanError> {
         let bpf = match &options.bpf {
             Some(expr) => Some(BpfFilterSet::new(expr)?),
             None => None,
         };
-        Ok(PacketScanner {
+        Ok(Pipeline {
             decoder: Decoder::new(options.decoder.clone()),
             tracker: Tracker::new(options.tracker.clone()),
             batcher: Batcher::new(options.batch_size, options.fail_open),
             bpf,
             packets: PacketStats::default(),
+            flow_records: FlowRecordStats::default(),
             observer: None,
         })
     }
@@ -125,6 +141,29 @@ impl PacketScanner {
     /// Sees every record as it goes to the evaluator (for record dumps and debugging).
     pub fn set_observer(&mut self, observer: Box<dyn FnMut(&Subject) + Send>) {
         self.observer = Some(observer);
+    }
+
+    /// Submits a flow record that did not come from packets (flow logs, an appliance's
+    /// own flow table). It is evaluated in the next batch, like a packet flow.
+    pub fn submit_flow(
+        &mut self,
+        flow: FlowSubject,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        let subject = Subject::Flow(flow);
+        if let Some(observe) = &mut self.observer {
+            observe(&subject);
+        }
+        if let Subject::Flow(flow) = subject {
+            self.batcher.push_flow(flow, backend, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Counters of flow-record input, kept by whoever reads the records.
+    pub fn flow_record_stats_mut(&mut self) -> &mut FlowRecordStats {
+        &mut self.flow_records
     }
 
     /// Counts a record the input layer could not deliver as a packet.
@@ -211,6 +250,10 @@ impl PacketScanner {
     pub fn stats(&self) -> RunStats {
         let mut s = RunStats {
             packets: self.packets.clone(),
+            flow_record_tuples: self.flow_records.tuples,
+            flow_record_malformed: self.flow_records.malformed,
+            flow_records_denied_skipped: self.flow_records.denied_skipped,
+            flow_records_flows: self.flow_records.flows,
             ..RunStats::default()
         };
         s.add_tracking(&self.tracker.stats());
