@@ -4,6 +4,8 @@
 //! so a caller that batches work can flush on a clock even when the link is
 //! quiet.
 
+use std::time::{Duration, Instant};
+
 use crate::error::{CaptureError, ErrorKind, Subject, libpcap_kind};
 use crate::libpcap::timeval_ns;
 
@@ -43,8 +45,8 @@ impl Default for LiveOptions {
     }
 }
 
-/// A packet from a live capture, borrowed from libpcap's buffer until the
-/// next read.
+/// A packet from a live capture, borrowed from the capture until the next
+/// read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LivePacket<'a> {
     /// 1-based count of packets read from this capture.
@@ -72,11 +74,22 @@ pub struct LiveStats {
 }
 
 /// An open live capture on one interface.
+///
+/// The capture runs in non-blocking mode and [`next_packet`] waits on the
+/// capture descriptor itself, because libpcap's own read timeout does not
+/// start until a first packet arrives on Linux, which would leave a quiet
+/// link blocking forever. Each packet is copied once into a buffer the
+/// capture reuses; at live rates the copy costs far less than the system
+/// call that fetched it.
+///
+/// [`next_packet`]: LiveCapture::next_packet
 pub struct LiveCapture {
     name: String,
     capture: pcap::Capture<pcap::Active>,
     link_type: u32,
+    timeout: Option<Duration>,
     number: u64,
+    buffer: Vec<u8>,
 }
 
 impl std::fmt::Debug for LiveCapture {
@@ -84,6 +97,7 @@ impl std::fmt::Debug for LiveCapture {
         f.debug_struct("LiveCapture")
             .field("interface", &self.name)
             .field("link_type", &self.link_type)
+            .field("timeout", &self.timeout)
             .field("number", &self.number)
             .finish_non_exhaustive()
     }
@@ -109,14 +123,16 @@ impl LiveCapture {
         };
         let snaplen = to_i32("snaplen", options.snaplen)?;
         let buffer_size = to_i32("buffer size", options.buffer_size)?;
-        let timeout = to_i32("timeout", options.timeout_ms)?;
+        // libpcap's timeout still bounds how long the kernel holds a
+        // partly filled buffer when immediate mode is off.
+        let timeout_ms = to_i32("timeout", options.timeout_ms)?;
         let inactive = pcap::Capture::from_device(interface).map_err(|e| fail(libpcap_kind(&e)))?;
         let mut capture = inactive
             .snaplen(snaplen)
             .promisc(options.promisc)
             .immediate_mode(options.immediate)
             .buffer_size(buffer_size)
-            .timeout(timeout)
+            .timeout(timeout_ms)
             .open()
             .map_err(|e| fail(libpcap_kind(&e)))?;
         let link_type = crate::linktype::from_dlt(capture.get_datalink().0);
@@ -129,11 +145,19 @@ impl LiveCapture {
                 })
             })?;
         }
+        #[cfg(unix)]
+        let capture = capture.setnonblock().map_err(|e| fail(libpcap_kind(&e)))?;
+        let timeout = match options.timeout_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        };
         Ok(LiveCapture {
             name: interface.to_string(),
             capture,
             link_type,
+            timeout,
             number: 0,
+            buffer: Vec::new(),
         })
     }
 
@@ -147,27 +171,69 @@ impl LiveCapture {
         self.link_type
     }
 
-    /// Waits for the next packet; `Ok(None)` when the read timeout expired
-    /// first.
+    fn error(&self, err: &pcap::Error) -> CaptureError {
+        CaptureError::new(Subject::Interface(self.name.clone()), libpcap_kind(err))
+            .at_packet(self.number.saturating_add(1))
+    }
+
+    /// Waits for the next packet; `Ok(None)` when
+    /// [`timeout_ms`](LiveOptions::timeout_ms) passed first.
     pub fn next_packet(&mut self) -> Result<Option<LivePacket<'_>>, CaptureError> {
-        match self.capture.next_packet() {
-            Ok(packet) => {
-                self.number = self.number.saturating_add(1);
-                let header = packet.header;
-                #[allow(clippy::useless_conversion, reason = "time_t is i32 on some targets")]
-                let ts_ns = timeval_ns(i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec), 1_000);
-                Ok(Some(LivePacket {
-                    number: self.number,
-                    ts_ns,
-                    link_type: self.link_type,
-                    data: packet.data,
-                    orig_len: header.len,
-                }))
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let header = loop {
+            match self.capture.next_packet() {
+                Ok(packet) => {
+                    self.buffer.clear();
+                    self.buffer.extend_from_slice(packet.data);
+                    break *packet.header;
+                }
+                // In non-blocking mode: nothing buffered right now.
+                Err(pcap::Error::TimeoutExpired) => {}
+                Err(e) => return Err(self.error(&e)),
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
-            Err(e) => Err(CaptureError::new(Subject::Interface(self.name.clone()), libpcap_kind(&e))
-                .at_packet(self.number.saturating_add(1))),
+            let remaining = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+            };
+            self.wait_readable(remaining)?;
+        };
+        self.number = self.number.saturating_add(1);
+        #[allow(clippy::useless_conversion, reason = "time_t is i32 on some targets")]
+        let ts_ns = timeval_ns(i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec), 1_000);
+        Ok(Some(LivePacket {
+            number: self.number,
+            ts_ns,
+            link_type: self.link_type,
+            data: &self.buffer,
+            orig_len: header.len,
+        }))
+    }
+
+    /// Sleeps until the capture descriptor is readable or `timeout` passes.
+    #[cfg(unix)]
+    fn wait_readable(&self, timeout: Option<Duration>) -> Result<(), CaptureError> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let limit = timeout.map(|t| Timespec::try_from(t).unwrap_or(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }));
+        let mut fds = [PollFd::new(&self.capture, PollFlags::IN)];
+        match poll(&mut fds, limit.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(errno) => Err(CaptureError::new(
+                Subject::Interface(self.name.clone()),
+                ErrorKind::Libpcap {
+                    message: format!("waiting for packets: {}", std::io::Error::from(errno)),
+                },
+            )),
         }
+    }
+
+    /// Without a descriptor to wait on, libpcap's blocking read with its
+    /// own timeout does the waiting.
+    #[cfg(not(unix))]
+    fn wait_readable(&self, _timeout: Option<Duration>) -> Result<(), CaptureError> {
+        Ok(())
     }
 
     /// The kernel's counters for this capture.

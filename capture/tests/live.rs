@@ -9,7 +9,6 @@ use linkward_capture::{ErrorKind, LiveCapture, LiveOptions};
 fn open_loopback(bpf: Option<String>) -> Option<LiveCapture> {
     let options = LiveOptions {
         timeout_ms: 50,
-        immediate: std::env::var("IMM").is_ok(),
         bpf,
         ..LiveOptions::default()
     };

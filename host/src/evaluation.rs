@@ -66,6 +66,28 @@ impl FindingSink for CollectSink {
     }
 }
 
+/// Calls a closure for every report (library users).
+pub struct FnSink<F: FnMut(&Subject, &Report)>(pub F);
+
+impl<F: FnMut(&Subject, &Report)> FindingSink for FnSink<F> {
+    fn report(&mut self, subject: &Subject, report: &Report) -> io::Result<()> {
+        (self.0)(subject, report);
+        Ok(())
+    }
+}
+
+/// Sends every report over a channel, to be consumed on another thread. A closed
+/// receiver is an error, so a pipeline whose consumer went away stops.
+pub struct ChannelSink(pub std::sync::mpsc::Sender<(Subject, Report)>);
+
+impl FindingSink for ChannelSink {
+    fn report(&mut self, subject: &Subject, report: &Report) -> io::Result<()> {
+        self.0
+            .send((subject.clone(), report.clone()))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "finding receiver is gone"))
+    }
+}
+
 /// Sends every report to each of several sinks.
 pub struct TeeSink<'a>(pub Vec<&'a mut dyn FindingSink>);
 

@@ -11,4 +11,5 @@ pub mod report;
 pub mod sandbox;
 pub mod pipeline;
 pub mod subject;
+pub mod swap;
 pub mod track;

@@ -227,6 +227,18 @@ impl Pipeline {
         self.flush(backend, sink)
     }
 
+    /// Advances the clock without a packet: idle flows time out and are evaluated.
+    pub fn tick(
+        &mut self,
+        now_ns: u64,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        self.tracker.tick(now_ns, input);
+        self.evaluate_ready(backend, sink)
+    }
+
     /// Evaluates what is batched now (a quiet live link, or before a module swap).
     pub fn flush(
         &mut self,

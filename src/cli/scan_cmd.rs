@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use linkward_capture::CaptureFile;
 use linkward_guest::vocab::Severity;
-use linkward_host::evaluation::{FindingSink, Report, SandboxBackend, TeeSink};
+use linkward_host::evaluation::{FindingSink, Report, TeeSink};
+use linkward_host::swap::{ModuleSlot, SlotBackend};
 use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
@@ -175,7 +176,8 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ..ScanOptions::default()
     };
     let mut scanner = Pipeline::new(&options)?;
-    let mut backend = SandboxBackend::new(&module);
+    let slot = ModuleSlot::new(module.clone());
+    let mut backend = SlotBackend::new(slot.clone());
 
     let stdout_is_terminal = io::stdout().is_terminal();
     let format = args.format.unwrap_or(if args.output.is_some() || !stdout_is_terminal {

@@ -6,7 +6,7 @@ use crate::error::SynthError;
 use crate::file::pcap_bytes;
 use crate::frame::{Frame, Link};
 use crate::payload::{http_get, tls_client_hello};
-use crate::session::{Conversation, dns_exchange};
+use crate::session::{Close, Conversation, dns_exchange};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// 2025-03-03T09:00:00Z: a fixed start, so the file's bytes never change.
@@ -36,6 +36,9 @@ fn sock(a: [u8; 4], port: u16) -> SocketAddr {
 ///    `198.51.100.66:443` (untrusted-outbound).
 /// 6. `20.37.5.5` reaches the application `10.1.3.3:443`, allowed only through the
 ///    service tag (service-tag-reliance).
+///
+/// Clients end each connection with a reset after the server's reply, so every
+/// connection is one flow however a scanner treats the packets after a FIN exchange.
 pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
     let link = Link::Ethernet;
     let second = 1_000_000_000u64;
@@ -58,6 +61,7 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([10, 1, 5, 9], 50_000), sock([10, 1, 2, 5], 443))
             .request(&tls_client_hello(Some(FHIR_NAME))?)
             .reply(&reply)
+            .close(Close::Reset)
             .start_ns(DEMO_START_NS + second / 10)
             .frames()?,
     );
@@ -77,6 +81,7 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([10, 1, 5, 20], 50_001), sock([20, 37, 1, 10], 443))
             .request(&tls_client_hello(Some(FHIR_NAME))?)
             .reply(&reply)
+            .close(Close::Reset)
             .start_ns(DEMO_START_NS + second + second / 10)
             .frames()?,
     );
@@ -85,6 +90,7 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([192, 168, 7, 7], 50_002), sock([10, 1, 2, 6], 80))
             .request(&http_get(DICOM_NAME, "/v1/studies?PatientID=12345"))
             .reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            .close(Close::Reset)
             .start_ns(DEMO_START_NS + 2 * second)
             .frames()?,
     );
@@ -95,8 +101,8 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
     frames.extend(
         Conversation::new(link, sock([10, 1, 4, 4], 50_003), sock([10, 1, 9, 9], 445))
             .request(&smb)
+            .close(Close::Reset)
             .start_ns(DEMO_START_NS + 3 * second)
-            .close(crate::session::Close::Reset)
             .frames()?,
     );
 
@@ -104,6 +110,7 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([20, 37, 5, 5], 50_004), sock([198, 51, 100, 66], 443))
             .request(&tls_client_hello(Some("evil.example.net"))?)
             .reply(&reply)
+            .close(Close::Reset)
             .start_ns(DEMO_START_NS + 4 * second)
             .frames()?,
     );
@@ -112,6 +119,7 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([20, 37, 5, 5], 50_005), sock([10, 1, 3, 3], 443))
             .request(&tls_client_hello(Some("app.fabrikam.example"))?)
             .reply(&reply)
+            .close(Close::Reset)
             .start_ns(DEMO_START_NS + 5 * second)
             .frames()?,
     );

@@ -156,8 +156,12 @@ enum Kind {
     Origin,
 }
 
-/// Fixed packets of a TCP session: handshake, request, close.
-const TCP_FIXED: u64 = 7;
+/// Fixed packets of a TCP session: handshake, request, and the client's reset.
+///
+/// Sessions end with a reset (as TLS clients often abort once they have what they
+/// need) rather than a FIN exchange: the final ACK of a FIN exchange arrives after
+/// linkward's flow table has closed the flow and would be counted as a flow of its own.
+const TCP_FIXED: u64 = 5;
 
 impl Kind {
     fn flows(self) -> u32 {
@@ -331,7 +335,7 @@ enum Packet<'a> {
     },
     Udp {
         from_client: bool,
-        payload: std::borrow::Cow<'a, [u8]>,
+        payload: &'a [u8],
     },
 }
 
@@ -493,7 +497,7 @@ fn emit(
     b: &FrameBuilder,
     buf: &mut Vec<u8>,
 ) -> Result<Role, SynthError> {
-    use tcp_flags::{ACK, FIN, PSH, SYN};
+    use tcp_flags::{ACK, FIN, PSH, RST, SYN};
     let dns_steps = if s.kind.has_dns() { 2 } else { 0 };
     let id = (s.n as u16).wrapping_mul(0x9e37);
     if s.step < dns_steps {
@@ -528,7 +532,7 @@ fn emit(
     let packet = if s.kind == Kind::Syslog {
         Packet::Udp {
             from_client: true,
-            payload: request.into(),
+            payload: request,
         }
     } else {
         match step {
@@ -557,19 +561,9 @@ fn emit(
                 flags: ACK,
                 payload: &p.data,
             },
-            n if n == 4 + s.data => Packet::Tcp {
-                from_client: true,
-                flags: FIN | ACK,
-                payload: &[],
-            },
-            n if n == 5 + s.data => Packet::Tcp {
-                from_client: false,
-                flags: FIN | ACK,
-                payload: &[],
-            },
             _ => Packet::Tcp {
                 from_client: true,
-                flags: ACK,
+                flags: RST | ACK,
                 payload: &[],
             },
         }
@@ -589,7 +583,7 @@ fn emit(
             } else {
                 (s.server, s.client)
             };
-            b.udp_into(buf, src, dst, &payload)?;
+            b.udp_into(buf, src, dst, payload)?;
         }
         Packet::Tcp {
             from_client,

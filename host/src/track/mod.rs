@@ -167,6 +167,16 @@ impl Tracker {
         }
     }
 
+    /// Expires idle flows on the wall clock (live capture on a quiet link, where no
+    /// packet arrives to advance capture time).
+    pub fn tick(&mut self, now_ns: u64, input: u32) {
+        let mut departed = Vec::new();
+        self.flows.sweep(now_ns, &mut |e, _| departed.push(e));
+        for e in departed {
+            self.depart(e, input);
+        }
+    }
+
     /// Evaluates every flow still waiting (end of input).
     pub fn finish(&mut self, input: u32) {
         let mut departed = Vec::new();
