@@ -285,12 +285,13 @@ fn check_stats(input: &Path, eve: &str, failures: &mut Vec<String>) -> Option<Va
     }
     let stats = &last["linkward"]["stats"];
     let packets = &stats["packets"];
-    let number = |v: &Value| v.as_u64();
+    // u128, so that absurd counters are reported rather than overflowing.
+    let number = |v: &Value| v.as_u64().map(u128::from);
     let sum = |v: &Value| {
-        v.as_object().map(|m| {
+        v.as_object().and_then(|m| {
             m.values()
-                .map(|x| x.as_u64().unwrap_or(u64::MAX))
-                .sum::<u64>()
+                .map(|x| x.as_u64().map(u128::from))
+                .sum::<Option<u128>>()
         })
     };
     match (
@@ -318,7 +319,11 @@ fn check_stats(input: &Path, eve: &str, failures: &mut Vec<String>) -> Option<Va
 fn robustness(input: &Path, scratch: &Path) -> Vec<String> {
     let mut failures = Vec::new();
     let name = input.display().to_string();
-    let eve_path = scratch.join(format!("{}.eve.json", file_name(input)));
+    let eve_path = scratch.join(format!(
+        "eve-{}-{}.json",
+        RUN_ID.fetch_add(1, Ordering::Relaxed),
+        file_name(input)
+    ));
 
     let mut scan = linkward();
     scan.arg("scan")
@@ -573,7 +578,11 @@ fn linkward_view(file: &str, stdout: &str) -> Result<LinkwardView, String> {
     Ok(view)
 }
 
-/// The fields tshark prints per frame, in this order.
+/// The fields tshark prints per frame, in this order. One pass over a capture prints them
+/// all, and the filters of the single-purpose commands (`-Y tls.handshake.type==1`,
+/// `-Y "dns.flags.response==1 && dns.count.answers>0"`, `-Y http.request`) are applied
+/// here instead, per DNS message rather than per frame: two tshark runs per capture
+/// instead of five keep the whole comparison within seconds.
 const FIELDS: &[&str] = &[
     "frame.protocols",
     "ip.src",
@@ -696,7 +705,7 @@ fn host_without_port(host: &str) -> String {
 
 fn tshark_view(file: &str, fields: &str, conversations: &str) -> Result<TsharkView, String> {
     let mut view = TsharkView::default();
-    // tcp.stream -> (conversation, Host of the first request).
+    // tcp.stream -> "conversation host" of the stream's first request.
     let mut first_request: BTreeMap<String, String> = BTreeMap::new();
     for line in fields.lines() {
         let frame = Frame {
@@ -1016,7 +1025,9 @@ fn agreement(v: &Views) -> Vec<String> {
     );
 
     // Conversations: tshark's conversation tables against the distinct direction-free
-    // tuples of linkward's TCP and UDP flow records (other protocols are in neither).
+    // tuples of linkward's TCP and UDP flow records (ICMP and other protocols are in
+    // neither table). Distinct tuples, because linkward may write several records for
+    // one connection: see `each_tcp_connection_is_one_flow_record`.
     for (proto, check) in [(6u8, Check::TcpFlows), (17u8, Check::UdpFlows)] {
         compare(
             file,

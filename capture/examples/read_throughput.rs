@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         Some(n) => n.parse()?,
         None => 2_000_000,
     };
-    let dir = std::env::temp_dir().join(format!("linkward-capture-throughput-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "linkward-capture-throughput-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir)?;
     let frame = vec![0x5au8; 1514];
 
@@ -43,7 +46,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         walk(path)?;
         let started = Instant::now();
         let (count, bytes) = walk(path)?;
-        report(&format!("zero-copy {} ({} MB)", name(path), bytes >> 20), count, started);
+        report(
+            &format!("zero-copy {} ({} MB)", name(path), bytes >> 20),
+            count,
+            started,
+        );
 
         let started = Instant::now();
         let mut count = 0u64;
@@ -64,17 +71,23 @@ fn walk(path: &Path) -> Result<(u64, u64), Box<dyn Error>> {
     for packet in file.packets() {
         let packet = packet?;
         // Touch the first byte, as a decoder would.
-        bytes += packet.data.len() as u64 + u64::from(packet.data.first().copied().unwrap_or(0) & 1);
+        bytes +=
+            packet.data.len() as u64 + u64::from(packet.data.first().copied().unwrap_or(0) & 1);
         count += 1;
     }
     Ok((count, bytes))
 }
 
 fn name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn report(what: &str, count: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
-    println!("{what:<40} {count:>9} packets in {secs:>6.3} s = {:>6.2} M packets/s", count as f64 / secs / 1e6);
+    println!(
+        "{what:<40} {count:>9} packets in {secs:>6.3} s = {:>6.2} M packets/s",
+        count as f64 / secs / 1e6
+    );
 }

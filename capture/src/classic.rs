@@ -48,7 +48,10 @@ impl FileHeader {
 }
 
 /// Parses and checks the file header; the caller has matched the magic.
-pub(crate) fn parse_file_header(bytes: &[u8], path: &Arc<Path>) -> Result<FileHeader, CaptureError> {
+pub(crate) fn parse_file_header(
+    bytes: &[u8],
+    path: &Arc<Path>,
+) -> Result<FileHeader, CaptureError> {
     let at_start = |kind| CaptureError::file(path, kind).at_offset(0);
     if bytes.len() < FILE_HEADER_LEN {
         return Err(at_start(ErrorKind::TruncatedFileHeader {
@@ -125,7 +128,9 @@ pub(crate) fn next<'a>(
             packets_read: cursor.number,
         });
     };
-    cursor.pos = cursor.pos.saturating_add(rest.len().saturating_sub(remaining.len()));
+    cursor.pos = cursor
+        .pos
+        .saturating_add(rest.len().saturating_sub(remaining.len()));
     cursor.number = number;
     let fraction_ns = if header.nanos {
         u64::from(frame.ts_usec)

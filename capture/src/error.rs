@@ -267,7 +267,9 @@ pub enum ErrorKind {
         trailing: u32,
     },
     /// A section header block whose byte-order magic is neither order.
-    #[error("section header byte-order magic is {value:#010x}, not 0x1a2b3c4d in either byte order")]
+    #[error(
+        "section header byte-order magic is {value:#010x}, not 0x1a2b3c4d in either byte order"
+    )]
     BadByteOrderMagic {
         /// The four bytes read as little-endian.
         value: u32,

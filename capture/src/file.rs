@@ -124,8 +124,8 @@ impl CaptureFile {
         if len == 0 {
             return Err(CaptureError::file(&path, ErrorKind::EmptyFile));
         }
-        let mapped = map::map_read_only(&file)
-            .map_err(|e| CaptureError::file(&path, ErrorKind::Map(e)))?;
+        let mapped =
+            map::map_read_only(&file).map_err(|e| CaptureError::file(&path, ErrorKind::Map(e)))?;
         CaptureFile::from_parts(path, Bytes::Mapped(mapped))
     }
 
@@ -149,7 +149,7 @@ impl CaptureFile {
             None => {
                 let first_bytes = data.to_vec();
                 return Err(
-                    CaptureError::file(&path, ErrorKind::NotACapture { first_bytes }).at_offset(0)
+                    CaptureError::file(&path, ErrorKind::NotACapture { first_bytes }).at_offset(0),
                 );
             }
         };
@@ -173,7 +173,7 @@ impl CaptureFile {
             _ => {
                 let first_bytes = data.iter().take(16).copied().collect();
                 return Err(
-                    CaptureError::file(&path, ErrorKind::NotACapture { first_bytes }).at_offset(0)
+                    CaptureError::file(&path, ErrorKind::NotACapture { first_bytes }).at_offset(0),
                 );
             }
         };

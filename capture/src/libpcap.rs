@@ -86,7 +86,8 @@ impl Iterator for LibpcapPackets {
                 // Asked for nanosecond precision, libpcap puts nanoseconds in
                 // the microsecond field.
                 #[allow(clippy::useless_conversion, reason = "time_t is i32 on some targets")]
-                let ts_ns = timeval_ns(i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec), 1);
+                let ts_ns =
+                    timeval_ns(i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec), 1);
                 Some(Ok(OwnedPacket {
                     number,
                     ts_ns,

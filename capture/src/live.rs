@@ -202,7 +202,11 @@ impl LiveCapture {
         };
         self.number = self.number.saturating_add(1);
         #[allow(clippy::useless_conversion, reason = "time_t is i32 on some targets")]
-        let ts_ns = timeval_ns(i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec), 1_000);
+        let ts_ns = timeval_ns(
+            i64::from(header.ts.tv_sec),
+            i64::from(header.ts.tv_usec),
+            1_000,
+        );
         Ok(Some(LivePacket {
             number: self.number,
             ts_ns,
@@ -216,7 +220,12 @@ impl LiveCapture {
     #[cfg(unix)]
     fn wait_readable(&self, timeout: Option<Duration>) -> Result<(), CaptureError> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let limit = timeout.map(|t| Timespec::try_from(t).unwrap_or(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }));
+        let limit = timeout.map(|t| {
+            Timespec::try_from(t).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            })
+        });
         let mut fds = [PollFd::new(&self.capture, PollFlags::IN)];
         match poll(&mut fds, limit.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),

@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use pcap_parser::nom;
 use pcap_parser::pcapng::{
-    parse_enhancedpacketblock_be, parse_enhancedpacketblock_le,
-    parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le,
-    parse_sectionheaderblock, parse_simplepacketblock_be, parse_simplepacketblock_le,
+    parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, parse_interfacedescriptionblock_be,
+    parse_interfacedescriptionblock_le, parse_sectionheaderblock, parse_simplepacketblock_be,
+    parse_simplepacketblock_le,
 };
 use pcap_parser::{OptionCode, PcapError};
 
@@ -223,18 +223,18 @@ fn interface(block: &Block<'_>, index: usize) -> Result<Interface, ErrorKind> {
     let mut offset_s = 0i64;
     for option in &idb.options {
         let value = option.value();
-        if option.code == OptionCode::IfTsresol {
-            if let Some(&v) = value.first() {
-                tsresol = v;
-            }
-        } else if option.code == OptionCode::IfTsoffset {
-            if let Some(raw) = value.get(..8).and_then(|v| <[u8; 8]>::try_from(v).ok()) {
-                offset_s = if block.big_endian {
-                    i64::from_be_bytes(raw)
-                } else {
-                    i64::from_le_bytes(raw)
-                };
-            }
+        if option.code == OptionCode::IfTsresol
+            && let Some(&v) = value.first()
+        {
+            tsresol = v;
+        } else if option.code == OptionCode::IfTsoffset
+            && let Some(raw) = value.get(..8).and_then(|v| <[u8; 8]>::try_from(v).ok())
+        {
+            offset_s = if block.big_endian {
+                i64::from_be_bytes(raw)
+            } else {
+                i64::from_le_bytes(raw)
+            };
         }
     }
     let interface = u32::try_from(index).unwrap_or(u32::MAX);
@@ -406,16 +406,14 @@ fn simple<'a>(section: &Section, block: &Block<'a>) -> Result<RawPacket<'a>, Err
         Err(err) => return Err(malformed(SPB, &err)),
     };
     let interface = lookup(section, 0)?;
-    let mut caplen = spb.data.len();
-    for limit in [spb.origlen, interface.snaplen] {
-        if let Ok(limit) = usize::try_from(limit) {
-            if limit != 0 {
-                caplen = caplen.min(limit);
-            }
-        }
-    }
-    if spb.origlen == 0 {
-        caplen = 0;
+    // A snaplen of 0 means no limit; an original length of 0 is an empty
+    // packet.
+    let mut caplen = spb
+        .data
+        .len()
+        .min(usize::try_from(spb.origlen).unwrap_or(usize::MAX));
+    if interface.snaplen != 0 {
+        caplen = caplen.min(usize::try_from(interface.snaplen).unwrap_or(usize::MAX));
     }
     Ok(RawPacket {
         number: 0,

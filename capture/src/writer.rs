@@ -76,7 +76,8 @@ impl<W: Write> PcapWriter<W> {
         header[16..20].copy_from_slice(&snaplen.to_le_bytes());
         header[20..24].copy_from_slice(&link_type.to_le_bytes());
         let mut out = BufWriter::with_capacity(BUFFER_BYTES, inner);
-        out.write_all(&header).map_err(|e| write_error(PCAP, 0, e))?;
+        out.write_all(&header)
+            .map_err(|e| write_error(PCAP, 0, e))?;
         Ok(PcapWriter {
             out,
             resolution,
@@ -90,7 +91,12 @@ impl<W: Write> PcapWriter<W> {
     ///
     /// Fails if the time is past what 32-bit seconds hold (2106-02-07) or
     /// the data is longer than a 32-bit length.
-    pub fn write_packet(&mut self, ts_ns: u64, data: &[u8], orig_len: u32) -> Result<(), CaptureError> {
+    pub fn write_packet(
+        &mut self,
+        ts_ns: u64,
+        data: &[u8],
+        orig_len: u32,
+    ) -> Result<(), CaptureError> {
         let number = self.packets.saturating_add(1);
         let secs = u32::try_from(ts_ns / NS_PER_S).map_err(|_| {
             CaptureError::new(

@@ -12,7 +12,9 @@ const LINKTYPE_ETHERNET: u32 = 1;
 const LINKTYPE_RAW: u32 = 101;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// An IPv4/UDP packet from 10.0.0.1 to 10.0.0.2 with the given ports.
@@ -66,10 +68,14 @@ fn filter_set_compiles_for_each_link_type_of_a_pcapng() {
     let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
     writer.add_interface(LINKTYPE_ETHERNET, 65535).unwrap();
     writer.add_interface(LINKTYPE_RAW, 65535).unwrap();
-    writer.write_packet(0, 1, &ethernet(&ipv4_udp(1000, 53)), 42).unwrap();
+    writer
+        .write_packet(0, 1, &ethernet(&ipv4_udp(1000, 53)), 42)
+        .unwrap();
     writer.write_packet(1, 2, &ipv4_udp(1000, 53), 28).unwrap();
     writer.write_packet(1, 3, &ipv4_udp(1000, 80), 28).unwrap();
-    writer.write_packet(0, 4, &ethernet(&ipv4_udp(53, 1000)), 42).unwrap();
+    writer
+        .write_packet(0, 4, &ethernet(&ipv4_udp(53, 1000)), 42)
+        .unwrap();
     let file = CaptureFile::from_bytes("mixed.pcapng", writer.finish().unwrap()).unwrap();
 
     let mut dns = BpfFilterSet::new("udp port 53").unwrap();
@@ -87,7 +93,11 @@ fn filter_set_compiles_for_each_link_type_of_a_pcapng() {
 fn expressions_that_do_not_compile_are_named_in_the_error() {
     let err = BpfFilterSet::new("udp prot 53").unwrap_err();
     match err.kind() {
-        ErrorKind::Bpf { expr, link_type, message } => {
+        ErrorKind::Bpf {
+            expr,
+            link_type,
+            message,
+        } => {
             assert_eq!(expr, "udp prot 53");
             assert_eq!(*link_type, LINKTYPE_ETHERNET);
             assert!(!message.is_empty());
@@ -95,22 +105,35 @@ fn expressions_that_do_not_compile_are_named_in_the_error() {
         other => panic!("unexpected {other}"),
     }
     assert!(
-        err.to_string().starts_with("filter \"udp prot 53\" does not compile for link type 1: "),
+        err.to_string()
+            .starts_with("filter \"udp prot 53\" does not compile for link type 1: "),
         "{err}"
     );
 
     // Valid on Ethernet, meaningless on raw IP: the error comes when a raw
     // IP packet arrives, and again on the next one.
     let mut set = BpfFilterSet::new("ether host 02:00:00:00:00:01").unwrap();
-    assert!(set.matches(LINKTYPE_ETHERNET, &ethernet(&ipv4_udp(1, 2))).unwrap());
+    assert!(
+        set.matches(LINKTYPE_ETHERNET, &ethernet(&ipv4_udp(1, 2)))
+            .unwrap()
+    );
     for _ in 0..2 {
         let err = set.matches(LINKTYPE_RAW, &ipv4_udp(1, 2)).unwrap_err();
         assert!(
-            matches!(err.kind(), ErrorKind::Bpf { link_type: LINKTYPE_RAW, .. }),
+            matches!(
+                err.kind(),
+                ErrorKind::Bpf {
+                    link_type: LINKTYPE_RAW,
+                    ..
+                }
+            ),
             "{err}"
         );
     }
-    assert!(set.matches(LINKTYPE_ETHERNET, &ethernet(&ipv4_udp(1, 2))).unwrap());
+    assert!(
+        set.matches(LINKTYPE_ETHERNET, &ethernet(&ipv4_udp(1, 2)))
+            .unwrap()
+    );
 }
 
 #[test]
@@ -119,7 +142,12 @@ fn dns_count_matches_tcpdump() {
     let ours = count_matches(&path, "udp port 53");
     // What `tcpdump -r zeek__dns-edns-ecs.pcap -nn 'udp port 53'` prints.
     assert_eq!(ours, 76);
-    match Command::new("tcpdump").arg("-r").arg(&path).args(["-nn", "udp port 53"]).output() {
+    match Command::new("tcpdump")
+        .arg("-r")
+        .arg(&path)
+        .args(["-nn", "udp port 53"])
+        .output()
+    {
         Ok(output) if output.status.success() => {
             let lines = output.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
             assert_eq!(ours, lines, "tcpdump disagrees");
@@ -130,14 +158,20 @@ fn dns_count_matches_tcpdump() {
 
 #[test]
 fn tcp_count_matches_tcpdump_on_the_corpus_when_present() {
-    let path = Path::new("/work/shared/corpus/pcaps/wellformed/pcap-parser__wireshark_samples-test.pcapng");
+    let path = Path::new(
+        "/work/shared/corpus/pcaps/wellformed/pcap-parser__wireshark_samples-test.pcapng",
+    );
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
         return;
     }
     for expr in ["udp port 53", "tcp", "ip6 and udp", "arp"] {
         let ours = count_matches(path, expr);
-        let Ok(output) = Command::new("tcpdump").arg("-r").arg(path).args(["-nn", expr]).output()
+        let Ok(output) = Command::new("tcpdump")
+            .arg("-r")
+            .arg(path)
+            .args(["-nn", expr])
+            .output()
         else {
             eprintln!("skipped: tcpdump not available");
             return;

@@ -83,16 +83,29 @@ fn every_corpus_file_reads_without_panic_and_wellformed_counts_match_tshark() {
     if !have_tshark {
         eprintln!("tshark not found: packet counts are not compared");
     }
-    assert!(files.len() > 50, "corpus looks incomplete: {} files", files.len());
+    assert!(
+        files.len() > 50,
+        "corpus looks incomplete: {} files",
+        files.len()
+    );
     let mut compared = 0;
     for path in &files {
         let opened = CaptureFile::open(path);
-        let tshark = if have_tshark { tshark_count(path) } else { None };
+        let tshark = if have_tshark {
+            tshark_count(path)
+        } else {
+            None
+        };
         match opened {
             Ok(file) => {
                 let walk = walk(&file);
                 if is_wellformed(path) {
-                    assert!(walk.errors.is_empty(), "{}: {:?}", path.display(), walk.errors);
+                    assert!(
+                        walk.errors.is_empty(),
+                        "{}: {:?}",
+                        path.display(),
+                        walk.errors
+                    );
                 }
                 if let Some(expected) = tshark {
                     assert_eq!(walk.good, expected, "{}: packets vs tshark", path.display());
@@ -101,7 +114,12 @@ fn every_corpus_file_reads_without_panic_and_wellformed_counts_match_tshark() {
             }
             Err(e) => {
                 assert!(!is_wellformed(path), "{}: {e}", path.display());
-                assert_eq!(tshark, None, "{}: tshark reads it but we refuse: {e}", path.display());
+                assert_eq!(
+                    tshark,
+                    None,
+                    "{}: tshark reads it but we refuse: {e}",
+                    path.display()
+                );
             }
         }
     }
@@ -123,7 +141,12 @@ fn corpus_packets_equal_libpcap_packets() {
         };
         let ours: Vec<_> = file.packets().map_while(Result::ok).collect();
         let theirs: Vec<_> = reference.map_while(Result::ok).collect();
-        assert_eq!(ours.len(), theirs.len(), "{}: packet count vs libpcap", path.display());
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{}: packet count vs libpcap",
+            path.display()
+        );
         for (a, b) in ours.iter().zip(&theirs) {
             let at = format!("{} packet {}", path.display(), a.number);
             assert_eq!(a.number, b.number, "{at}");
@@ -132,7 +155,10 @@ fn corpus_packets_equal_libpcap_packets() {
             } else {
                 // libpcap cuts a record longer than the file's snaplen down
                 // to the snaplen; this reader delivers all its bytes.
-                assert!(a.data.starts_with(&b.data), "{at}: libpcap data is not a prefix");
+                assert!(
+                    a.data.starts_with(&b.data),
+                    "{at}: libpcap data is not a prefix"
+                );
                 cut += 1;
             }
             assert_eq!(a.orig_len, b.orig_len, "{at}: orig_len");

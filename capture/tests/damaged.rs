@@ -29,7 +29,9 @@ fn small_pcap() -> (Vec<u8>, Vec<usize>) {
     let mut ends = Vec::new();
     let mut end = 24;
     for (i, len) in [30usize, 1, 0, 45].into_iter().enumerate() {
-        writer.write_packet(i as u64 * 1_000, &payload(i as u8, len), len as u32).unwrap();
+        writer
+            .write_packet(i as u64 * 1_000, &payload(i as u8, len), len as u32)
+            .unwrap();
         end += 16 + len;
         ends.push(end);
     }
@@ -43,7 +45,9 @@ fn small_pcapng() -> (Vec<u8>, Vec<usize>) {
     let mut ends = Vec::new();
     let mut end = 28 + 32 + 32;
     for (i, len) in [30usize, 1, 0, 45].into_iter().enumerate() {
-        writer.write_packet(i as u32 % 2, i as u64, &payload(i as u8, len), len as u32).unwrap();
+        writer
+            .write_packet(i as u32 % 2, i as u64, &payload(i as u8, len), len as u32)
+            .unwrap();
         end += 32 + len.div_ceil(4) * 4;
         ends.push(end);
     }
@@ -82,15 +86,27 @@ fn pcap_cut_at_every_byte() {
         let err = &errors[0];
         assert!(!err.is_recoverable());
         assert_eq!(err.packet(), Some(complete + 1), "cut {cut}");
-        let record_start = if complete == 0 { 24 } else { ends[complete as usize - 1] };
+        let record_start = if complete == 0 {
+            24
+        } else {
+            ends[complete as usize - 1]
+        };
         assert_eq!(err.offset(), Some(record_start as u64), "cut {cut}");
         let left = (cut - record_start) as u64;
         match err.kind() {
-            ErrorKind::TruncatedRecordHeader { needed: 16, available, packets_read } => {
+            ErrorKind::TruncatedRecordHeader {
+                needed: 16,
+                available,
+                packets_read,
+            } => {
                 assert_eq!(*available, left, "cut {cut}");
                 assert_eq!(*packets_read, complete);
             }
-            ErrorKind::TruncatedRecordData { available, packets_read, .. } => {
+            ErrorKind::TruncatedRecordData {
+                available,
+                packets_read,
+                ..
+            } => {
                 assert_eq!(*available, left - 16, "cut {cut}");
                 assert_eq!(*packets_read, complete);
             }
@@ -138,7 +154,13 @@ fn pcapng_cut_at_every_byte() {
             let expected = match cut {
                 0 => matches!(err.kind(), ErrorKind::EmptyFile),
                 1..=3 => matches!(err.kind(), ErrorKind::NotACapture { .. }),
-                _ => matches!(err.kind(), ErrorKind::TruncatedBlock { block_type: 0x0A0D_0D0A, .. }),
+                _ => matches!(
+                    err.kind(),
+                    ErrorKind::TruncatedBlock {
+                        block_type: 0x0A0D_0D0A,
+                        ..
+                    }
+                ),
             };
             assert!(expected, "cut {cut}: {err}");
             continue;
@@ -163,7 +185,11 @@ fn pcapng_cut_at_every_byte() {
             .unwrap();
         assert_eq!(err.offset(), Some(block_start as u64), "cut {cut}");
         match err.kind() {
-            ErrorKind::TruncatedBlock { available, packets_read, .. } => {
+            ErrorKind::TruncatedBlock {
+                available,
+                packets_read,
+                ..
+            } => {
                 assert_eq!(*available, (cut - block_start) as u64, "cut {cut}");
                 assert_eq!(*packets_read, complete, "cut {cut}");
             }
@@ -268,7 +294,11 @@ fn caplen_above_snaplen_is_delivered_but_an_absurd_one_stops_reading() {
     assert_eq!(err.offset(), Some(absurd_at));
     assert!(matches!(
         err.kind(),
-        ErrorKind::CaplenTooLarge { caplen: 300_000, snaplen: 64, max: MAX_CAPLEN }
+        ErrorKind::CaplenTooLarge {
+            caplen: 300_000,
+            snaplen: 64,
+            max: MAX_CAPLEN
+        }
     ));
     assert_eq!(
         err.to_string(),
@@ -302,7 +332,13 @@ fn pcapng_record_problems_are_reported_and_reading_goes_on() {
     assert!(err.is_recoverable());
     assert_eq!(err.packet(), Some(2));
     assert_eq!(err.offset(), Some(undeclared_at));
-    assert!(matches!(err.kind(), ErrorKind::UndeclaredInterface { interface: 3, declared: 1 }));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::UndeclaredInterface {
+            interface: 3,
+            declared: 1
+        }
+    ));
     assert_eq!(
         err.to_string(),
         format!(
@@ -315,7 +351,10 @@ fn pcapng_record_problems_are_reported_and_reading_goes_on() {
     assert!(err.is_recoverable());
     assert_eq!(err.packet(), None);
     assert_eq!(err.offset(), Some(unknown_at));
-    assert!(matches!(err.kind(), ErrorKind::UnknownBlock { block_type: 0x42 }));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::UnknownBlock { block_type: 0x42 }
+    ));
 
     let err = items[3].as_ref().unwrap_err();
     assert!(err.is_recoverable());
@@ -353,7 +392,11 @@ fn pcapng_framing_errors_stop_reading() {
     assert_eq!(err.offset(), Some(at as u64));
     assert!(matches!(
         err.kind(),
-        ErrorKind::BlockLengthMismatch { block_type: 6, leading: 40, trailing: 44 }
+        ErrorKind::BlockLengthMismatch {
+            block_type: 6,
+            leading: 40,
+            trailing: 44
+        }
     ));
 
     // A length that is not a multiple of 4.
@@ -363,7 +406,13 @@ fn pcapng_framing_errors_stop_reading() {
     bytes.extend(block);
     let file = CaptureFile::from_bytes("odd.pcapng", bytes).unwrap();
     let err = file.packets().next().unwrap().unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::BadBlockLength { block_type: 6, block_len: 41 }));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::BadBlockLength {
+            block_type: 6,
+            block_len: 41
+        }
+    ));
     assert_eq!(
         err.to_string(),
         "odd.pcapng at byte offset 28: enhanced packet block (type 0x00000006) has an invalid \
@@ -382,7 +431,10 @@ fn unusable_timestamp_resolution_is_an_error() {
     let err = items[0].as_ref().unwrap_err();
     assert!(matches!(
         err.kind(),
-        ErrorKind::BadTimestampResolution { interface: 0, tsresol: 20 }
+        ErrorKind::BadTimestampResolution {
+            interface: 0,
+            tsresol: 20
+        }
     ));
 }
 
@@ -392,7 +444,10 @@ fn invalid_timestamp_fields_saturate_instead_of_panicking() {
     pcap_record(&mut bytes, false, u32::MAX, u32::MAX, &[1], 1);
     let file = CaptureFile::from_bytes("ts.pcap", bytes).unwrap();
     let packet = file.packets().next().unwrap().unwrap();
-    assert_eq!(packet.ts_ns, u64::from(u32::MAX) * 1_000_000_000 + u64::from(u32::MAX) * 1_000);
+    assert_eq!(
+        packet.ts_ns,
+        u64::from(u32::MAX) * 1_000_000_000 + u64::from(u32::MAX) * 1_000
+    );
 
     let mut bytes = shb(false);
     bytes.extend(idb(1, 0, Some(0), None, false));
@@ -413,12 +468,18 @@ fn files_on_disk_that_are_not_captures() {
     let err = CaptureFile::open(&empty).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::EmptyFile));
     assert_eq!(err.path(), Some(empty.as_path()));
-    assert_eq!(err.to_string(), format!("{}: empty file (0 bytes): not a capture", empty.display()));
+    assert_eq!(
+        err.to_string(),
+        format!("{}: empty file (0 bytes): not a capture", empty.display())
+    );
 
     let missing = dir.path().join("missing.pcap");
     let err = CaptureFile::open(&missing).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Open(e) if e.kind() == std::io::ErrorKind::NotFound));
-    assert!(err.to_string().starts_with(&format!("{}: cannot open: ", missing.display())));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: cannot open: ", missing.display()))
+    );
 
     let old = dir.path().join("old.pcap");
     let mut header = pcap_header(false, false, 65535, 1);
@@ -427,7 +488,11 @@ fn files_on_disk_that_are_not_captures() {
     let err = CaptureFile::open(&old).unwrap_err();
     assert!(matches!(
         err.kind(),
-        ErrorKind::UnsupportedVersion { format: "pcap", major: 1, minor: 4 }
+        ErrorKind::UnsupportedVersion {
+            format: "pcap",
+            major: 1,
+            minor: 4
+        }
     ));
 
     let swapped = dir.path().join("modified-be.pcap");

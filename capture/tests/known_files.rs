@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 use linkward_capture::{CaptureFile, Format, open_with_libpcap};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
-/// (number, ts_ns, caplen, orig_len, interface) of every packet.
-fn summary(name: &str) -> (Format, Vec<(u64, u64, usize, u32, u32)>) {
+/// (number, ts_ns, caplen, orig_len, interface) of a packet.
+type Row = (u64, u64, usize, u32, u32);
+
+fn summary(name: &str) -> (Format, Vec<Row>) {
     let file = CaptureFile::open(&data(name)).unwrap();
     let packets = file
         .packets()
@@ -25,17 +29,32 @@ fn summary(name: &str) -> (Format, Vec<(u64, u64, usize, u32, u32)>) {
 #[test]
 fn little_endian_microsecond_pcap() {
     let (format, packets) = summary("tcpdump__dns_udp.pcap");
-    assert_eq!(format, Format::Pcap { nanos: false, big_endian: false });
+    assert_eq!(
+        format,
+        Format::Pcap {
+            nanos: false,
+            big_endian: false
+        }
+    );
     assert_eq!(
         packets,
-        vec![(1, 1_591_780_794_740_079_000, 98, 98, 0), (2, 1_591_780_794_870_361_000, 266, 266, 0)]
+        vec![
+            (1, 1_591_780_794_740_079_000, 98, 98, 0),
+            (2, 1_591_780_794_870_361_000, 266, 266, 0)
+        ]
     );
 }
 
 #[test]
 fn nanosecond_pcap() {
     let (format, packets) = summary("tcpdump__tcp-handshake-nano.pcap");
-    assert_eq!(format, Format::Pcap { nanos: true, big_endian: false });
+    assert_eq!(
+        format,
+        Format::Pcap {
+            nanos: true,
+            big_endian: false
+        }
+    );
     assert_eq!(
         packets,
         vec![
@@ -62,7 +81,12 @@ fn big_endian_pcapng() {
     assert_eq!(format, Format::PcapNg);
     assert_eq!(
         packets,
-        vec![(1, 0, 314, 314, 0), (2, 0, 342, 342, 0), (3, 0, 314, 314, 0), (4, 0, 342, 342, 0)]
+        vec![
+            (1, 0, 314, 314, 0),
+            (2, 0, 342, 342, 0),
+            (3, 0, 314, 314, 0),
+            (4, 0, 342, 342, 0)
+        ]
     );
 }
 
@@ -109,11 +133,17 @@ fn libpcap_reader_agrees_on_a_larger_file() {
     let path = data("zeek__dns-edns-ecs.pcap");
     let file = CaptureFile::open(&path).unwrap();
     let ours: Vec<_> = file.packets().map(Result::unwrap).collect();
-    let theirs: Vec<_> = open_with_libpcap(&path).unwrap().map(Result::unwrap).collect();
+    let theirs: Vec<_> = open_with_libpcap(&path)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(ours.len(), 89);
     assert_eq!(theirs.len(), 89);
     for (a, b) in ours.iter().zip(&theirs) {
-        assert_eq!((a.number, a.ts_ns, a.data, a.orig_len), (b.number, b.ts_ns, &b.data[..], b.orig_len));
+        assert_eq!(
+            (a.number, a.ts_ns, a.data, a.orig_len),
+            (b.number, b.ts_ns, &b.data[..], b.orig_len)
+        );
     }
     assert_eq!(ours[2].ts_ns, 1_463_559_982_617_614_000);
     assert_eq!(ours[2].data.len(), 862);
@@ -126,7 +156,11 @@ fn libpcap_reader_reports_its_errors_with_the_path() {
     std::fs::write(&junk, b"this is not a capture file at all").unwrap();
     let err = open_with_libpcap(&junk).unwrap_err();
     assert_eq!(err.path(), Some(junk.as_path()));
-    assert!(err.to_string().starts_with(&format!("{}: libpcap: ", junk.display())), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: libpcap: ", junk.display())),
+        "{err}"
+    );
 
     // A file cut inside its second record: one packet, then an error.
     let bytes = std::fs::read(data("tcpdump__dns_udp.pcap")).unwrap();

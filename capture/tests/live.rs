@@ -50,11 +50,16 @@ fn loopback_sees_a_udp_datagram_and_times_out_when_quiet() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = None;
     while Instant::now() < deadline {
-        if let Some(packet) = capture.next_packet().unwrap() {
-            if packet.data.ends_with(message) {
-                seen = Some((packet.number, packet.data.len(), packet.orig_len, packet.ts_ns));
-                break;
-            }
+        if let Some(packet) = capture.next_packet().unwrap()
+            && packet.data.ends_with(message)
+        {
+            seen = Some((
+                packet.number,
+                packet.data.len(),
+                packet.orig_len,
+                packet.ts_ns,
+            ));
+            break;
         }
     }
     let (number, len, orig_len, ts_ns) = seen.expect("datagram not captured within 10 s");
@@ -66,7 +71,10 @@ fn loopback_sees_a_udp_datagram_and_times_out_when_quiet() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    assert!(ts_ns <= now_ns && now_ns - ts_ns < 60_000_000_000, "timestamp {ts_ns} vs now {now_ns}");
+    assert!(
+        ts_ns <= now_ns && now_ns - ts_ns < 60_000_000_000,
+        "timestamp {ts_ns} vs now {now_ns}"
+    );
 
     let stats = capture.stats().unwrap();
     assert!(stats.received >= 1, "{stats:?}");
@@ -85,14 +93,24 @@ fn a_bad_live_filter_is_named() {
         ..LiveOptions::default()
     };
     let err = LiveCapture::open("lo", options).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Bpf { expr, .. } if expr == "udp and and"), "{err}");
+    assert!(
+        matches!(err.kind(), ErrorKind::Bpf { expr, .. } if expr == "udp and and"),
+        "{err}"
+    );
     assert_eq!(err.interface_name(), Some("lo"));
-    assert!(err.to_string().starts_with("interface lo: filter \"udp and and\" does not compile"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("interface lo: filter \"udp and and\" does not compile"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unknown_interface_is_an_error() {
     let err = LiveCapture::open("no-such-if0", LiveOptions::default()).unwrap_err();
     assert_eq!(err.interface_name(), Some("no-such-if0"));
-    assert!(err.to_string().starts_with("interface no-such-if0: "), "{err}");
+    assert!(
+        err.to_string().starts_with("interface no-such-if0: "),
+        "{err}"
+    );
 }

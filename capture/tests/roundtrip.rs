@@ -20,17 +20,28 @@ fn all_ok(file: &CaptureFile) -> Vec<RawPacket<'_>> {
 
 #[test]
 fn pcap_microseconds_round_trip() {
-    let mut writer = PcapWriter::new(Vec::new(), LINKTYPE_ETHERNET, 96, TsResolution::Micro).unwrap();
+    let mut writer =
+        PcapWriter::new(Vec::new(), LINKTYPE_ETHERNET, 96, TsResolution::Micro).unwrap();
     let a = payload(1, 60);
     let b = payload(2, 96);
-    writer.write_packet(1_700_000_000_123_456_789, &a, 60).unwrap();
-    writer.write_packet(1_700_000_001_000_000_999, &b, 1514).unwrap();
+    writer
+        .write_packet(1_700_000_000_123_456_789, &a, 60)
+        .unwrap();
+    writer
+        .write_packet(1_700_000_001_000_000_999, &b, 1514)
+        .unwrap();
     assert_eq!(writer.packets_written(), 2);
     let bytes = writer.finish().unwrap();
     assert_eq!(bytes.len(), 24 + 16 + 60 + 16 + 96);
 
     let file = CaptureFile::from_bytes("micro.pcap", bytes).unwrap();
-    assert_eq!(file.format(), Format::Pcap { nanos: false, big_endian: false });
+    assert_eq!(
+        file.format(),
+        Format::Pcap {
+            nanos: false,
+            big_endian: false
+        }
+    );
     assert_eq!(file.len_bytes(), 212);
     let packets = all_ok(&file);
     assert_eq!(
@@ -66,13 +77,21 @@ fn pcap_nanoseconds_round_trip_through_a_file_on_disk() {
     let mut writer = PcapWriter::new(out, LINKTYPE_LINUX_SLL, 65535, TsResolution::Nano).unwrap();
     let data: Vec<Vec<u8>> = (0..100).map(|i| payload(i as u8, 40 + i)).collect();
     for (i, d) in data.iter().enumerate() {
-        writer.write_packet(1_000_000_000 * i as u64 + 7, d, d.len() as u32).unwrap();
+        writer
+            .write_packet(1_000_000_000 * i as u64 + 7, d, d.len() as u32)
+            .unwrap();
     }
     writer.finish().unwrap();
 
     let file = CaptureFile::open(&path).unwrap();
     assert_eq!(file.path(), path.as_path());
-    assert_eq!(file.format(), Format::Pcap { nanos: true, big_endian: false });
+    assert_eq!(
+        file.format(),
+        Format::Pcap {
+            nanos: true,
+            big_endian: false
+        }
+    );
     let packets = all_ok(&file);
     assert_eq!(packets.len(), 100);
     let mut offset = 24;
@@ -91,10 +110,23 @@ fn pcap_nanoseconds_round_trip_through_a_file_on_disk() {
 fn big_endian_pcap_in_both_resolutions() {
     for nanos in [false, true] {
         let mut bytes = pcap_header(nanos, true, 65535, LINKTYPE_RAW);
-        pcap_record(&mut bytes, true, 1_600_000_000, 999_999, &payload(9, 20), 20);
+        pcap_record(
+            &mut bytes,
+            true,
+            1_600_000_000,
+            999_999,
+            &payload(9, 20),
+            20,
+        );
         pcap_record(&mut bytes, true, 1_600_000_001, 5, &payload(7, 33), 40);
         let file = CaptureFile::from_bytes("be.pcap", bytes).unwrap();
-        assert_eq!(file.format(), Format::Pcap { nanos, big_endian: true });
+        assert_eq!(
+            file.format(),
+            Format::Pcap {
+                nanos,
+                big_endian: true
+            }
+        );
         let packets = all_ok(&file);
         let unit = if nanos { 1 } else { 1_000 };
         assert_eq!(packets.len(), 2);
@@ -116,8 +148,12 @@ fn pcapng_two_interfaces_with_different_link_types() {
     assert_eq!(writer.interfaces(), 2);
     let eth = payload(0x10, 61);
     let raw = payload(0x20, 28);
-    writer.write_packet(0, 1_712_000_000_000_000_001, &eth, 61).unwrap();
-    writer.write_packet(1, 1_712_000_000_500_000_000, &raw, 1500).unwrap();
+    writer
+        .write_packet(0, 1_712_000_000_000_000_001, &eth, 61)
+        .unwrap();
+    writer
+        .write_packet(1, 1_712_000_000_500_000_000, &raw, 1500)
+        .unwrap();
     writer.write_packet(0, u64::MAX, &[], 0).unwrap();
     let bytes = writer.finish().unwrap();
 
@@ -162,8 +198,16 @@ fn pcapng_two_interfaces_with_different_link_types() {
 #[test]
 fn writer_refuses_what_the_format_cannot_hold() {
     let mut pcap = PcapWriter::new(Vec::new(), 1, 65535, TsResolution::Micro).unwrap();
-    let err = pcap.write_packet(4_294_967_296 * 1_000_000_000, &[1], 1).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::OutOfRange { what: "timestamp (ns)", .. }));
+    let err = pcap
+        .write_packet(4_294_967_296 * 1_000_000_000, &[1], 1)
+        .unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::OutOfRange {
+            what: "timestamp (ns)",
+            ..
+        }
+    ));
     assert_eq!(err.packet(), Some(1));
     assert_eq!(
         err.to_string(),
@@ -173,11 +217,21 @@ fn writer_refuses_what_the_format_cannot_hold() {
 
     let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
     let err = ng.add_interface(70_000, 65535).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::OutOfRange { what: "link type", value: 70_000, .. }));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::OutOfRange {
+            what: "link type",
+            value: 70_000,
+            ..
+        }
+    ));
     let err = ng.write_packet(0, 0, &[1, 2], 2).unwrap_err();
     assert!(matches!(
         err.kind(),
-        ErrorKind::UnknownOutputInterface { interface: 0, count: 0 }
+        ErrorKind::UnknownOutputInterface {
+            interface: 0,
+            count: 0
+        }
     ));
     assert_eq!(
         err.to_string(),
@@ -195,7 +249,13 @@ fn pcapng_sections_with_their_own_byte_order_and_interfaces() {
     // resolution 2^-10 s and a -100 s offset; interface 1 uses 10^-3 s.
     let second_section = bytes.len() as u64;
     bytes.extend(shb(false));
-    bytes.extend(idb(LINKTYPE_RAW as u16, 0, Some(0x80 | 10), Some(-100), false));
+    bytes.extend(idb(
+        LINKTYPE_RAW as u16,
+        0,
+        Some(0x80 | 10),
+        Some(-100),
+        false,
+    ));
     bytes.extend(idb(LINKTYPE_LINUX_SLL as u16, 0, Some(3), None, false));
     bytes.extend(epb(0, 1024 * 1_000 + 512, &payload(2, 20), 20, false));
     bytes.extend(epb(1, 1_234, &payload(3, 16), 16, false));

@@ -69,6 +69,7 @@ pub struct Pipeline {
     bpf: Option<BpfFilterSet>,
     packets: PacketStats,
     flow_records: FlowRecordStats,
+    shard_index: u64,
     observer: Option<Box<dyn FnMut(&Subject) + Send>>,
 }
 
@@ -85,6 +86,7 @@ impl Pipeline {
             bpf,
             packets: PacketStats::default(),
             flow_records: FlowRecordStats::default(),
+            shard_index: options.tracker.shard.map_or(0, |(index, _)| index),
             observer: None,
         })
     }
@@ -99,20 +101,24 @@ impl Pipeline {
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
     ) -> Result<(), ScanError> {
-        self.packets.packets_read += 1;
-        self.packets.bytes_read += frame.len() as u64;
+        // With several workers, each packet is counted by exactly one of them: its flow's
+        // owner, or the first worker for packets that never reach a flow.
+        let first_worker = self.shard_index == 0;
         if let Some(bpf) = &mut self.bpf {
             // A link type libpcap cannot compile the filter for counts as skipped.
-            match bpf.matches(link_type, frame) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.packets.filtered += 1;
-                    return Ok(());
+            let verdict = bpf.matches(link_type, frame);
+            if !matches!(verdict, Ok(true)) {
+                if first_worker {
+                    self.packets.packets_read += 1;
+                    self.packets.bytes_read += frame.len() as u64;
+                    match verdict {
+                        Ok(_) => self.packets.filtered += 1,
+                        Err(_) => {
+                            *self.packets.skipped.entry("bpf-unsupported-link").or_default() += 1
+                        }
+                    }
                 }
-                Err(_) => {
-                    *self.packets.skipped.entry("bpf-unsupported-link").or_default() += 1;
-                    return Ok(());
-                }
+                return Ok(());
             }
         }
         match self
@@ -120,16 +126,23 @@ impl Pipeline {
             .decode(LinkType::from_linktype(link_type), frame, ts_ns)
         {
             Ok(packet) => {
-                self.packets.decoded += 1;
-                self.tracker.on_packet(&packet, ts_ns, input);
+                if self.tracker.on_packet(&packet, ts_ns, input) {
+                    self.packets.packets_read += 1;
+                    self.packets.bytes_read += frame.len() as u64;
+                    self.packets.decoded += 1;
+                }
             }
             Err(skip) => {
-                let counts = if skip.is_malformed() {
-                    &mut self.packets.malformed
-                } else {
-                    &mut self.packets.skipped
-                };
-                *counts.entry(skip.label()).or_default() += 1;
+                if first_worker {
+                    self.packets.packets_read += 1;
+                    self.packets.bytes_read += frame.len() as u64;
+                    let counts = if skip.is_malformed() {
+                        &mut self.packets.malformed
+                    } else {
+                        &mut self.packets.skipped
+                    };
+                    *counts.entry(skip.label()).or_default() += 1;
+                }
             }
         }
         if self.tracker.has_ready() {
@@ -168,6 +181,9 @@ impl Pipeline {
 
     /// Counts a record the input layer could not deliver as a packet.
     pub fn count_unreadable_record(&mut self) {
+        if self.shard_index != 0 {
+            return;
+        }
         self.packets.packets_read += 1;
         *self.packets.malformed.entry("capture-record").or_default() += 1;
     }

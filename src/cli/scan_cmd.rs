@@ -19,6 +19,7 @@ use linkward_host::track::TrackerConfig;
 use linkward_host::track::flows::FlowTableConfig;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,11 @@ pub struct ScanArgs {
     /// Largest memory the policy module may use, in MiB.
     #[arg(long, default_value_t = 64)]
     module_memory_mib: usize,
+    /// Worker threads; flows are split between them by a hash of their addresses and
+    /// ports, each worker with its own module instance. Findings are the same for any
+    /// number of workers (their order may differ).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Do not print the statistics summary on standard error.
     #[arg(short, long)]
     quiet: bool,
@@ -154,6 +160,140 @@ fn expand_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
     out
 }
 
+/// Worker buffers flushed into the shared output at the end of each batch, so lines of
+/// different workers never interleave.
+struct SharedOutput {
+    local: Vec<u8>,
+    shared: Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
+}
+
+impl Write for SharedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.local.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.local.is_empty() {
+            return Ok(());
+        }
+        let mut shared = self
+            .shared
+            .lock()
+            .map_err(|_| io::Error::other("output lock poisoned"))?;
+        shared.write_all(&self.local)?;
+        self.local.clear();
+        Ok(())
+    }
+}
+
+/// One opened input.
+enum Opened {
+    Capture(CaptureFile),
+    FlowLog(PathBuf),
+}
+
+/// What one worker found.
+struct WorkerResult {
+    stats: RunStats,
+    table: TableSink,
+    highest: Option<Severity>,
+    errors: Vec<String>,
+    last_module_error: Option<String>,
+}
+
+struct WorkerSetup<'a> {
+    index: u64,
+    count: u64,
+    inputs: &'a [(u32, Opened)],
+    names: &'a [String],
+    options: &'a ScanOptions,
+    flow_log_options: &'a FlowLogOptions,
+    slot: &'a Arc<ModuleSlot>,
+    format: Format,
+    shared: &'a Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
+}
+
+fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow::Result<WorkerResult> {
+    let mut options = setup.options.clone();
+    options.tracker.shard = (setup.count > 1).then_some((setup.index, setup.count));
+    let mut pipeline = Pipeline::new(&options)?;
+    let mut backend = SlotBackend::new(setup.slot.clone());
+    let mut eve = EveSink::new(
+        SharedOutput {
+            local: Vec::with_capacity(1 << 16),
+            shared: setup.shared.clone(),
+        },
+        setup.names.to_vec(),
+    )
+    .flush_each_batch(true);
+    let mut table = TableSink::new();
+    let mut watch = SeverityWatch::default();
+    let mut errors = Vec::new();
+    let mut done_bytes = 0;
+    let mut last_input = 0;
+    {
+        let mut sink = TeeSink(match setup.format {
+            Format::Eve => vec![&mut eve, &mut watch],
+            Format::Table => vec![&mut table, &mut watch],
+        });
+        for (input, opened) in setup.inputs {
+            last_input = *input;
+            match opened {
+                // Flow logs carry no DNS state shared with packets: the first worker
+                // reads them alone.
+                Opened::FlowLog(path) if setup.index == 0 => {
+                    let outcome = scan_flow_log(
+                        &mut pipeline,
+                        path,
+                        *input,
+                        setup.flow_log_options,
+                        &mut backend,
+                        &mut sink,
+                    )?;
+                    for m in &outcome.malformed {
+                        eprintln!("linkward: warning: malformed tuple: {m}");
+                    }
+                    if let Some(e) = outcome.error {
+                        errors.push(format!("{e} (everything before it was evaluated)"));
+                    }
+                }
+                Opened::FlowLog(_) => {}
+                Opened::Capture(file) => {
+                    let name = file.path().display().to_string();
+                    let size = file.len_bytes();
+                    let result = pipeline.scan_file(file, *input, &mut backend, &mut sink, &mut |n| {
+                        if let Some(p) = progress.as_mut() {
+                            p.show(&name, done_bytes, n);
+                        }
+                    });
+                    done_bytes += size;
+                    if let Err(e) = result {
+                        // Every worker reads the same bytes; the first one reports.
+                        if setup.index == 0 {
+                            errors.push(format!(
+                                "{e} (stopped there; the packets before it were evaluated)"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        pipeline.finish(last_input, &mut backend, &mut sink)?;
+    }
+    eve.get_mut().flush()?;
+    if let Some(p) = &progress {
+        p.done();
+    }
+    Ok(WorkerResult {
+        stats: pipeline.stats(),
+        table,
+        highest: watch.highest,
+        errors,
+        last_module_error: pipeline.last_module_error().map(str::to_string),
+    })
+}
+
 pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let engine = PolicyEngine::new(Limits {
@@ -175,9 +315,9 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         },
         ..ScanOptions::default()
     };
-    let mut scanner = Pipeline::new(&options)?;
+    // Fail early on a bad filter expression, before any worker starts.
+    Pipeline::new(&options)?;
     let slot = ModuleSlot::new(module.clone());
-    let mut backend = SlotBackend::new(slot.clone());
 
     let stdout_is_terminal = io::stdout().is_terminal();
     let format = args.format.unwrap_or(if args.output.is_some() || !stdout_is_terminal {
@@ -185,16 +325,14 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         Format::Table
     });
-    let out: Box<dyn Write> = match &args.output {
+    let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         ),
-        None => Box::new(io::stdout().lock()),
+        None => Box::new(io::stdout()),
     };
-    let mut eve = EveSink::new(BufWriter::with_capacity(1 << 16, out), Vec::new());
-    let mut table = TableSink::new();
-    let mut watch = SeverityWatch::default();
+    let shared = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, out)));
 
     let mut errors = Vec::new();
     let mut progress = Progress {
@@ -204,18 +342,17 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let inputs = expand_inputs(&args.inputs, &mut errors);
     let names: Vec<String> = inputs.iter().map(|i| i.path().display().to_string()).collect();
-    eve.set_inputs(names);
-    let mut files = Vec::new();
+    let mut opened = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         match input {
             Input::Capture(path) => match CaptureFile::open(path) {
                 Ok(f) => {
                     progress.total_bytes += f.len_bytes();
-                    files.push((i as u32, Some(f), path.clone()));
+                    opened.push((i as u32, Opened::Capture(f)));
                 }
                 Err(e) => errors.push(e.to_string()),
             },
-            Input::FlowLog(path) => files.push((i as u32, None, path.clone())),
+            Input::FlowLog(path) => opened.push((i as u32, Opened::FlowLog(path.clone()))),
         }
     }
     let flow_log_options = FlowLogOptions {
@@ -223,50 +360,54 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         max_flows: args.max_flows.max(1),
         ..FlowLogOptions::default()
     };
-    let mut done_bytes = 0;
-    let mut last_input = 0;
-    {
-        let mut sink = TeeSink(match format {
-            Format::Eve => vec![&mut eve, &mut watch],
-            Format::Table => vec![&mut table, &mut watch],
-        });
-        for (input, file, path) in &files {
-            last_input = *input;
-            let Some(file) = file else {
-                let outcome = scan_flow_log(
-                    &mut scanner,
-                    path,
-                    *input,
-                    &flow_log_options,
-                    &mut backend,
-                    &mut sink,
-                )?;
-                for m in &outcome.malformed {
-                    eprintln!("linkward: warning: malformed tuple: {m}");
-                }
-                if let Some(e) = outcome.error {
-                    errors.push(format!("{e} (everything before it was evaluated)"));
-                }
-                continue;
-            };
-            let name = file.path().display().to_string();
-            let size = file.len_bytes();
-            let result = scanner.scan_file(file, *input, &mut backend, &mut sink, &mut |n| {
-                progress.show(&name, done_bytes, n)
-            });
-            done_bytes += size;
-            if let Err(e) = result {
-                let read = scanner.packet_stats().packets_read;
-                errors.push(format!("{e} (stopped there; {read} packets read in all so far)"));
-            }
-        }
-        scanner.finish(last_input, &mut backend, &mut sink)?;
-    }
-    progress.done();
+    let workers = args.workers.max(1) as u64;
+    let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
+        let mut progress = Some(progress);
+        let handles: Vec<_> = (0..workers)
+            .map(|index| {
+                let setup = WorkerSetup {
+                    index,
+                    count: workers,
+                    inputs: &opened,
+                    names: &names,
+                    options: &options,
+                    flow_log_options: &flow_log_options,
+                    slot: &slot,
+                    format,
+                    shared: &shared,
+                };
+                let progress = progress.take();
+                scope.spawn(move || run_worker(setup, progress))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a scan worker panicked")))
+            })
+            .collect()
+    });
 
-    let mut stats: RunStats = scanner.stats();
+    let mut stats = RunStats::default();
+    let mut table = TableSink::new();
+    let mut highest = None;
+    let mut last_module_error = None;
+    for result in results {
+        let r = result?;
+        stats.merge(&r.stats);
+        table.merge(r.table);
+        highest = highest.max(r.highest);
+        errors.extend(r.errors);
+        last_module_error = last_module_error.or(r.last_module_error);
+    }
     stats.input_errors = errors.clone();
+    stats.module_swaps = slot.swaps();
     stats.set_elapsed(started.elapsed());
+    let current = slot.current();
+    let mut w = shared
+        .lock()
+        .map_err(|_| anyhow::anyhow!("output lock poisoned"))?;
     match format {
         Format::Eve => {
             let line = serde_json::json!({
@@ -276,31 +417,30 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
                         .map_or(0, |d| d.as_nanos() as u64)),
                 "event_type": "stats",
                 "linkward": {
-                    "policy": module.policy_name(),
-                    "policy_version": module.version(),
+                    "policy": current.policy_name(),
+                    "policy_version": current.version(),
+                    "workers": workers,
                     "stats": &stats,
                 }
             });
-            let w = eve.get_mut();
             serde_json::to_writer(&mut *w, &line)?;
             w.write_all(b"\n")?;
-            w.flush()?;
         }
         Format::Table => {
-            let mut w = eve.into_inner();
             writeln!(
                 w,
                 "linkward scan: policy {} {}",
-                module.policy_name(),
-                module.version()
+                current.policy_name(),
+                current.version()
             )?;
             write!(w, "{}", table.render())?;
-            w.flush()?;
         }
     }
+    w.flush()?;
+    drop(w);
     if !args.quiet {
         eprint!("{}", stats.render());
-        if let Some(e) = scanner.last_module_error() {
+        if let Some(e) = last_module_error {
             eprintln!("  last module error: {e}");
         }
     }
@@ -310,7 +450,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if !errors.is_empty() {
         return Ok(ExitCode::from(2));
     }
-    if let (Some(threshold), Some(highest)) = (args.fail_on, watch.highest)
+    if let (Some(threshold), Some(highest)) = (args.fail_on, highest)
         && highest >= threshold
     {
         return Ok(ExitCode::from(1));
@@ -320,7 +460,6 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
 pub fn records(inputs: &[PathBuf], bpf: Option<String>) -> anyhow::Result<ExitCode> {
     use linkward_host::evaluation::{CollectSink, NullBackend};
-    use std::sync::{Arc, Mutex};
     let options = ScanOptions {
         bpf,
         ..ScanOptions::default()

@@ -72,7 +72,8 @@ impl Finding {
         self
     }
 
-    fn from_eve(v: &Value) -> Finding {
+    /// The finding an EVE alert line reports.
+    pub fn from_alert(v: &Value) -> Finding {
         let s = |v: &Value| v.as_str().map(str::to_string);
         let lw = &v["linkward"];
         Finding {
@@ -154,7 +155,7 @@ pub fn scan(policy: &Path, inputs: &[&Path], extra: &[&str]) -> Scan {
             other => panic!("unexpected event type {other:?}: {line}"),
         }
     }
-    let mut findings: Vec<Finding> = alerts.iter().map(Finding::from_eve).collect();
+    let mut findings: Vec<Finding> = alerts.iter().map(Finding::from_alert).collect();
     findings.sort();
     Scan {
         code: output.status.code().unwrap_or(-1),

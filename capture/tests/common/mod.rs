@@ -6,11 +6,19 @@
 
 /// Appends `value` in the chosen byte order.
 pub fn put_u32(out: &mut Vec<u8>, value: u32, be: bool) {
-    out.extend_from_slice(&if be { value.to_be_bytes() } else { value.to_le_bytes() });
+    out.extend_from_slice(&if be {
+        value.to_be_bytes()
+    } else {
+        value.to_le_bytes()
+    });
 }
 
 pub fn put_u16(out: &mut Vec<u8>, value: u16, be: bool) {
-    out.extend_from_slice(&if be { value.to_be_bytes() } else { value.to_le_bytes() });
+    out.extend_from_slice(&if be {
+        value.to_be_bytes()
+    } else {
+        value.to_le_bytes()
+    });
 }
 
 /// A classic pcap file header.
@@ -60,7 +68,13 @@ pub fn shb(be: bool) -> Vec<u8> {
 
 /// An interface description block; `tsresol` and `tsoffset` become
 /// options when given.
-pub fn idb(link_type: u16, snaplen: u32, tsresol: Option<u8>, tsoffset: Option<i64>, be: bool) -> Vec<u8> {
+pub fn idb(
+    link_type: u16,
+    snaplen: u32,
+    tsresol: Option<u8>,
+    tsoffset: Option<i64>,
+    be: bool,
+) -> Vec<u8> {
     let mut body = Vec::new();
     put_u16(&mut body, link_type, be);
     put_u16(&mut body, 0, be);
@@ -73,7 +87,11 @@ pub fn idb(link_type: u16, snaplen: u32, tsresol: Option<u8>, tsoffset: Option<i
     if let Some(offset) = tsoffset {
         put_u16(&mut body, 14, be);
         put_u16(&mut body, 8, be);
-        body.extend_from_slice(&if be { offset.to_be_bytes() } else { offset.to_le_bytes() });
+        body.extend_from_slice(&if be {
+            offset.to_be_bytes()
+        } else {
+            offset.to_le_bytes()
+        });
     }
     if tsresol.is_some() || tsoffset.is_some() {
         body.extend_from_slice(&[0, 0, 0, 0]);
@@ -124,7 +142,10 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn next_u8(&mut self) -> u8 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 56) as u8
     }
 

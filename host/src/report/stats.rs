@@ -94,6 +94,31 @@ impl RunStats {
         }
     }
 
+    /// Adds another worker's share of the same run.
+    pub fn merge(&mut self, o: &RunStats) {
+        self.packets.merge(&o.packets);
+        self.flows += o.flows;
+        self.flows_evicted += o.flows_evicted;
+        self.flows_timed_out += o.flows_timed_out;
+        self.dns_answers += o.dns_answers;
+        self.dns_malformed += o.dns_malformed;
+        self.sni_seen += o.sni_seen;
+        self.http_hosts_seen += o.http_hosts_seen;
+        self.flow_record_tuples += o.flow_record_tuples;
+        self.flow_record_malformed += o.flow_record_malformed;
+        self.flow_records_flows += o.flow_records_flows;
+        self.flow_records_denied_skipped += o.flow_records_denied_skipped;
+        self.flows_evaluated += o.flows_evaluated;
+        self.dns_evaluated += o.dns_evaluated;
+        self.batches += o.batches;
+        self.module_errors += o.module_errors;
+        for (k, v) in &o.findings {
+            *self.findings.entry(k).or_default() += v;
+        }
+        self.input_errors.extend(o.input_errors.iter().cloned());
+        self.module_swaps = self.module_swaps.max(o.module_swaps);
+    }
+
     pub fn set_elapsed(&mut self, elapsed: Duration) {
         self.elapsed_secs = elapsed.as_secs_f64();
         self.packets_per_sec = if self.elapsed_secs > 0.0 {

@@ -33,6 +33,26 @@ impl TableSink {
         self.groups.is_empty()
     }
 
+    /// Adds the groups another worker collected.
+    pub fn merge(&mut self, other: TableSink) {
+        for (key, g) in other.groups {
+            match self.groups.get_mut(&key) {
+                Some(mine) => {
+                    mine.count += g.count;
+                    if g.first_ns < mine.first_ns {
+                        mine.first_ns = g.first_ns;
+                        mine.reason = g.reason;
+                        mine.rule = g.rule;
+                    }
+                    mine.last_ns = mine.last_ns.max(g.last_ns);
+                }
+                None => {
+                    self.groups.insert(key, g);
+                }
+            }
+        }
+    }
+
     /// The summary as text: one block per kind, one line per (client, service).
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -26,6 +26,9 @@ const PACKETS_BEFORE_EVALUATION: u64 = 8;
 #[derive(Clone, Debug)]
 pub struct TrackerConfig {
     pub flows: FlowTableConfig,
+    /// `(index, count)`: this tracker owns the flows whose direction-free hash modulo
+    /// `count` is `index` (several workers over one input).
+    pub shard: Option<(u64, u64)>,
     pub dns_max_entries: usize,
     pub dns_grace_secs: u64,
 }
@@ -34,6 +37,7 @@ impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
             flows: FlowTableConfig::default(),
+            shard: None,
             dns_max_entries: 1 << 20,
             dns_grace_secs: 60,
         }
@@ -53,6 +57,7 @@ pub struct TrackStats {
 }
 
 pub struct Tracker {
+    shard: Option<(u64, u64)>,
     flows: FlowTable,
     dns: DnsTracker,
     /// Records ready for evaluation, in the order they became ready.
@@ -66,6 +71,7 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Tracker {
         Tracker {
+            shard: config.shard.filter(|&(index, count)| count > 1 && index < count),
             flows: FlowTable::new(config.flows),
             dns: DnsTracker::new(config.dns_max_entries, config.dns_grace_secs),
             ready: Vec::new(),
@@ -98,14 +104,22 @@ impl Tracker {
     }
 
     /// Processes one decoded packet captured at `now_ns` from input number `input`.
-    pub fn on_packet(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32) {
+    /// Returns false when the packet belongs to another worker's shard: it then only
+    /// taught this tracker its DNS answer, if it carried one.
+    pub fn on_packet(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32) -> bool {
         let (src_port, dst_port) = packet.transport.ports().unwrap_or((0, 0));
+        let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
+        let owned = self
+            .shard
+            .is_none_or(|(index, count)| key.shard_hash() % count == index);
         if matches!(packet.transport, Transport::Udp { .. } | Transport::Tcp { .. })
             && (src_port == 53 || src_port == 5353)
         {
-            self.on_dns(packet, now_ns, input);
+            self.on_dns(packet, now_ns, input, owned);
         }
-        let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
+        if !owned {
+            return false;
+        }
         let mut departed = Vec::new();
         let entry = match self.flows.get_mut(&key) {
             Some(e) => e,
@@ -165,6 +179,7 @@ impl Tracker {
         for (e, _why) in departed {
             self.depart(e, input);
         }
+        true
     }
 
     /// Expires idle flows on the wall clock (live capture on a quiet link, where no
@@ -193,7 +208,9 @@ impl Tracker {
         }
     }
 
-    fn on_dns(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32) {
+    /// Every worker learns every DNS answer (its clients' later flows may be in any
+    /// shard); only the owner of the DNS flow counts it and has it evaluated.
+    fn on_dns(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32, owned: bool) {
         let (message, protocol) = match packet.transport {
             Transport::Udp { payload, .. } => (Some(payload), 17),
             Transport::Tcp { payload, .. } => (dns_wire::parse_tcp_stream_message(payload), 6),
@@ -206,7 +223,7 @@ impl Tracker {
             Ok(r) => r,
             Err(_) => {
                 // Queries (QR=0) are not errors; only count responses we could not read.
-                if message.get(2).is_some_and(|b| b & 0x80 != 0) {
+                if owned && message.get(2).is_some_and(|b| b & 0x80 != 0) {
                     self.dns_malformed += 1;
                 }
                 return;
@@ -215,7 +232,9 @@ impl Tracker {
         if response.query.is_empty() {
             return;
         }
-        self.dns_answers += 1;
+        if owned {
+            self.dns_answers += 1;
+        }
         let (server_port, client_port) = packet.transport.ports().unwrap_or((53, 0));
         let query: Arc<str> = response.query.as_str().into();
         let chain: Arc<[Box<str>]> = response
@@ -232,6 +251,9 @@ impl Tracker {
                 response.min_ttl,
                 now_ns,
             );
+        }
+        if !owned {
+            return;
         }
         self.ready.push(Subject::Dns(DnsSubject {
             client: packet.dst,
