@@ -44,14 +44,32 @@ fn tcp(link: Link, client: &str, server: &str, payload: &[u8], t: u64) -> Vec<Fr
 }
 
 fn udp(link: Link, client: &str, server: &str, payload: &[u8], t: u64) -> Vec<Frame> {
-    let data = FrameBuilder::new(link).udp(sa(client), sa(server), payload).unwrap();
-    vec![Frame { ts_ns: t, link, data }]
+    let data = FrameBuilder::new(link)
+        .udp(sa(client), sa(server), payload)
+        .unwrap();
+    vec![Frame {
+        ts_ns: t,
+        link,
+        data,
+    }]
 }
 
 /// A lookup by `client` answered through `chain` with `addrs`, from the VNet's resolver.
-fn dns(link: Link, client: &str, query: &str, chain: &[&str], addrs: &[&str], ttl: u32, t: u64) -> Vec<Frame> {
+fn dns(
+    link: Link,
+    client: &str,
+    query: &str,
+    chain: &[&str],
+    addrs: &[&str],
+    ttl: u32,
+    t: u64,
+) -> Vec<Frame> {
     let client = sa(client);
-    let resolver = if client.is_ipv4() { sa("10.1.0.4:53") } else { sa("[fd00:1::53]:53") };
+    let resolver = if client.is_ipv4() {
+        sa("10.1.0.4:53")
+    } else {
+        sa("[fd00:1::53]:53")
+    };
     let addrs: Vec<IpAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
     dns_exchange(link, client, resolver, query, chain, &addrs, ttl, t).unwrap()
 }
@@ -77,41 +95,95 @@ fn pairs() -> Vec<Pair> {
             what: "pe-bypass, named by SNI",
             bad: |l, t| tls(l, "10.1.5.21:50021", "20.37.1.10:443", Some(FHIR_NAME), t),
             good: |l, t| tls(l, "10.1.5.21:50022", "10.1.2.5:443", Some(FHIR_NAME), t),
-            expect: || vec![Finding::new("pe-bypass", "10.1.5.21:50021", "20.37.1.10:443").sni(FHIR_NAME)],
+            expect: || {
+                vec![Finding::new("pe-bypass", "10.1.5.21:50021", "20.37.1.10:443").sni(FHIR_NAME)]
+            },
         },
         Pair {
             what: "pe-bypass, named by HTTP Host",
             bad: |l, t| http(l, "10.2.0.7:50023", "20.37.5.5:80", DICOM_NAME, t),
             good: |l, t| http(l, "10.2.0.7:50024", "10.1.2.6:80", DICOM_NAME, t),
             expect: || {
-                vec![Finding::new("pe-bypass", "10.2.0.7:50023", "20.37.5.5:80").http_host(DICOM_NAME)]
+                vec![
+                    Finding::new("pe-bypass", "10.2.0.7:50023", "20.37.5.5:80")
+                        .http_host(DICOM_NAME),
+                ]
             },
         },
         Pair {
             what: "pe-bypass, named by the DNS answer the client got",
             bad: |l, t| {
                 concat(vec![
-                    dns(l, "10.1.5.22:40022", FHIR_NAME, &[], &["20.37.1.10"], 300, t),
-                    tcp(l, "10.1.5.22:50025", "20.37.1.10:443", b"\x00\x01opaque", t + SEC / 10),
+                    dns(
+                        l,
+                        "10.1.5.22:40022",
+                        FHIR_NAME,
+                        &[],
+                        &["20.37.1.10"],
+                        300,
+                        t,
+                    ),
+                    tcp(
+                        l,
+                        "10.1.5.22:50025",
+                        "20.37.1.10:443",
+                        b"\x00\x01opaque",
+                        t + SEC / 10,
+                    ),
                 ])
             },
             good: |l, t| {
                 concat(vec![
-                    dns(l, "10.1.5.23:40023", FHIR_NAME, &[FHIR_PRIVATELINK], &["10.1.2.5"], 300, t),
-                    tcp(l, "10.1.5.23:50026", "10.1.2.5:443", b"\x00\x01opaque", t + SEC / 10),
+                    dns(
+                        l,
+                        "10.1.5.23:40023",
+                        FHIR_NAME,
+                        &[FHIR_PRIVATELINK],
+                        &["10.1.2.5"],
+                        300,
+                        t,
+                    ),
+                    tcp(
+                        l,
+                        "10.1.5.23:50026",
+                        "10.1.2.5:443",
+                        b"\x00\x01opaque",
+                        t + SEC / 10,
+                    ),
                 ])
             },
             expect: || {
                 vec![
-                    Finding::new("dns-public-resolution", "10.1.5.22:40022", "10.1.0.4:53").name(FHIR_NAME),
+                    Finding::new("dns-public-resolution", "10.1.5.22:40022", "10.1.0.4:53")
+                        .name(FHIR_NAME),
                     Finding::new("pe-bypass", "10.1.5.22:50025", "20.37.1.10:443").name(FHIR_NAME),
                 ]
             },
         },
         Pair {
             what: "dns-public-resolution through the privatelink CNAME",
-            bad: |l, t| dns(l, "10.2.0.8:40024", DICOM_NAME, &[DICOM_PRIVATELINK], &["20.37.5.5"], 60, t),
-            good: |l, t| dns(l, "10.2.0.8:40025", DICOM_NAME, &[DICOM_PRIVATELINK], &["10.1.2.6"], 60, t),
+            bad: |l, t| {
+                dns(
+                    l,
+                    "10.2.0.8:40024",
+                    DICOM_NAME,
+                    &[DICOM_PRIVATELINK],
+                    &["20.37.5.5"],
+                    60,
+                    t,
+                )
+            },
+            good: |l, t| {
+                dns(
+                    l,
+                    "10.2.0.8:40025",
+                    DICOM_NAME,
+                    &[DICOM_PRIVATELINK],
+                    &["10.1.2.6"],
+                    60,
+                    t,
+                )
+            },
             expect: || {
                 vec![
                     Finding::new("dns-public-resolution", "10.2.0.8:40024", "10.1.0.4:53")
@@ -122,8 +194,28 @@ fn pairs() -> Vec<Pair> {
         },
         Pair {
             what: "dns-conflict",
-            bad: |l, t| dns(l, "10.1.5.24:40026", FHIR_NAME, &[FHIR_PRIVATELINK], &["10.1.2.77"], 10, t),
-            good: |l, t| dns(l, "10.1.5.24:40027", FHIR_NAME, &[FHIR_PRIVATELINK], &["10.1.2.5"], 10, t),
+            bad: |l, t| {
+                dns(
+                    l,
+                    "10.1.5.24:40026",
+                    FHIR_NAME,
+                    &[FHIR_PRIVATELINK],
+                    &["10.1.2.77"],
+                    10,
+                    t,
+                )
+            },
+            good: |l, t| {
+                dns(
+                    l,
+                    "10.1.5.24:40027",
+                    FHIR_NAME,
+                    &[FHIR_PRIVATELINK],
+                    &["10.1.2.5"],
+                    10,
+                    t,
+                )
+            },
             expect: || {
                 vec![
                     Finding::new("dns-conflict", "10.1.5.24:40026", "10.1.0.4:53")
@@ -145,24 +237,78 @@ fn pairs() -> Vec<Pair> {
         },
         Pair {
             what: "public-access",
-            bad: |l, t| tls(l, "203.0.113.50:40000", "20.37.1.10:443", Some(FHIR_NAME), t),
-            good: |l, t| tls(l, "203.0.113.50:40001", "93.184.216.34:443", Some("www.example.com"), t),
-            expect: || vec![Finding::new("public-access", "203.0.113.50:40000", "20.37.1.10:443").sni(FHIR_NAME)],
+            bad: |l, t| {
+                tls(
+                    l,
+                    "203.0.113.50:40000",
+                    "20.37.1.10:443",
+                    Some(FHIR_NAME),
+                    t,
+                )
+            },
+            good: |l, t| {
+                tls(
+                    l,
+                    "203.0.113.50:40001",
+                    "93.184.216.34:443",
+                    Some("www.example.com"),
+                    t,
+                )
+            },
+            expect: || {
+                vec![
+                    Finding::new("public-access", "203.0.113.50:40000", "20.37.1.10:443")
+                        .sni(FHIR_NAME),
+                ]
+            },
         },
         Pair {
             what: "untrusted-outbound",
-            bad: |l, t| tls(l, "20.37.5.5:50004", "198.51.100.66:443", Some("evil.example.net"), t),
+            bad: |l, t| {
+                tls(
+                    l,
+                    "20.37.5.5:50004",
+                    "198.51.100.66:443",
+                    Some("evil.example.net"),
+                    t,
+                )
+            },
             good: |l, t| {
-                tls(l, "20.37.10.1:50014", "52.239.1.1:443", Some("fabrikamexport.blob.core.windows.net"), t)
+                tls(
+                    l,
+                    "20.37.10.1:50014",
+                    "52.239.1.1:443",
+                    Some("fabrikamexport.blob.core.windows.net"),
+                    t,
+                )
             },
             expect: || {
-                vec![Finding::new("untrusted-outbound", "20.37.5.5:50004", "198.51.100.66:443").sni("evil.example.net")]
+                vec![
+                    Finding::new("untrusted-outbound", "20.37.5.5:50004", "198.51.100.66:443")
+                        .sni("evil.example.net"),
+                ]
             },
         },
         Pair {
             what: "service-tag-reliance",
-            bad: |l, t| tls(l, "20.37.5.5:50005", "10.1.3.3:443", Some("app.fabrikam.example"), t),
-            good: |l, t| tls(l, "20.37.5.5:50015", "10.1.3.3:8443", Some("app.fabrikam.example"), t),
+            bad: |l, t| {
+                tls(
+                    l,
+                    "20.37.5.5:50005",
+                    "10.1.3.3:443",
+                    Some("app.fabrikam.example"),
+                    t,
+                )
+            },
+            good: |l, t| {
+                tls(
+                    l,
+                    "20.37.5.5:50015",
+                    "10.1.3.3:8443",
+                    Some("app.fabrikam.example"),
+                    t,
+                )
+            },
             expect: || {
                 vec![
                     Finding::new("service-tag-reliance", "20.37.5.5:50005", "10.1.3.3:443")
@@ -247,7 +393,10 @@ fn every_kind_and_its_twin() {
             assert_eq!(got, expect, "{}: {name}", p.what);
         }
     }
-    assert_eq!(s.findings.len(), pairs().iter().map(|p| (p.expect)().len()).sum::<usize>());
+    assert_eq!(
+        s.findings.len(),
+        pairs().iter().map(|p| (p.expect)().len()).sum::<usize>()
+    );
     assert_balanced(&s);
 }
 
@@ -269,12 +418,24 @@ fn all_cases_on_every_link_in_pcap_and_pcapng() {
             ("pcap", pcap_bytes(link, &frames).unwrap()),
             ("pcapng", pcapng_bytes(&frames).unwrap()),
         ] {
-            let path = write(dir.path(), &format!("cases-{}.{ext}", link.linktype()), &bytes);
+            let path = write(
+                dir.path(),
+                &format!("cases-{}.{ext}", link.linktype()),
+                &bytes,
+            );
             let s = scan(&fabrikam_policy(), &[&path], &[]);
             assert_eq!(s.code, 0, "{link:?} {ext}: {}", s.stderr);
             assert_eq!(s.findings, expect, "{link:?} {ext}");
-            assert_eq!(s.stat("packets.packets_read"), frames.len() as u64, "{link:?} {ext}");
-            assert_eq!(s.stat("packets.decoded"), frames.len() as u64, "{link:?} {ext}");
+            assert_eq!(
+                s.stat("packets.packets_read"),
+                frames.len() as u64,
+                "{link:?} {ext}"
+            );
+            assert_eq!(
+                s.stat("packets.decoded"),
+                frames.len() as u64,
+                "{link:?} {ext}"
+            );
         }
     }
 }
@@ -282,7 +443,13 @@ fn all_cases_on_every_link_in_pcap_and_pcapng() {
 #[test]
 fn one_pcapng_with_several_link_types() {
     // Each case on its own interface and link type, in one file.
-    let links = [Link::Ethernet, Link::Vlan(7), Link::LinuxSll2, Link::RawIp, Link::QinQ(1, 2)];
+    let links = [
+        Link::Ethernet,
+        Link::Vlan(7),
+        Link::LinuxSll2,
+        Link::RawIp,
+        Link::QinQ(1, 2),
+    ];
     let mut parts = Vec::new();
     let mut expect = Vec::new();
     for (i, p) in pairs().iter().enumerate() {
@@ -336,39 +503,108 @@ fn ipv6_cases_and_twins() {
     let build = |link: Link| {
         concat(vec![
             // Public AAAA answer, then a connection there: two findings.
-            dns(link, "[fd00:1:0:5::9]:40000", FHIR_NAME, &[], &["2603:1030::10"], 300, T0),
-            tls(link, "[fd00:1:0:5::9]:50000", "[2603:1030::10]:443", Some(FHIR_NAME), T0 + SEC / 10),
+            dns(
+                link,
+                "[fd00:1:0:5::9]:40000",
+                FHIR_NAME,
+                &[],
+                &["2603:1030::10"],
+                300,
+                T0,
+            ),
+            tls(
+                link,
+                "[fd00:1:0:5::9]:50000",
+                "[2603:1030::10]:443",
+                Some(FHIR_NAME),
+                T0 + SEC / 10,
+            ),
             // Twin: the private answer and the private endpoint.
-            dns(link, "[fd00:1:0:5::a]:40000", FHIR_NAME, &[FHIR_PRIVATELINK], &["fd00:1:0:2::5"], 300, T0 + SEC),
-            tls(link, "[fd00:1:0:5::a]:50000", "[fd00:1:0:2::5]:443", Some(FHIR_NAME), T0 + SEC + SEC / 10),
+            dns(
+                link,
+                "[fd00:1:0:5::a]:40000",
+                FHIR_NAME,
+                &[FHIR_PRIVATELINK],
+                &["fd00:1:0:2::5"],
+                300,
+                T0 + SEC,
+            ),
+            tls(
+                link,
+                "[fd00:1:0:5::a]:50000",
+                "[fd00:1:0:2::5]:443",
+                Some(FHIR_NAME),
+                T0 + SEC + SEC / 10,
+            ),
             // Outside the allowed origins, and its twin inside.
-            tls(link, "[fd99::7]:50001", "[fd00:1:0:2::5]:443", Some(FHIR_NAME), T0 + 2 * SEC),
-            tls(link, "[fd00:1:0:7::7]:50001", "[fd00:1:0:2::5]:443", Some(FHIR_NAME), T0 + 2 * SEC + SEC / 2),
+            tls(
+                link,
+                "[fd99::7]:50001",
+                "[fd00:1:0:2::5]:443",
+                Some(FHIR_NAME),
+                T0 + 2 * SEC,
+            ),
+            tls(
+                link,
+                "[fd00:1:0:7::7]:50001",
+                "[fd00:1:0:2::5]:443",
+                Some(FHIR_NAME),
+                T0 + 2 * SEC + SEC / 2,
+            ),
             // SMB, and its UDP twin.
-            tcp(link, "[fd00:1:0:4::4]:50003", "[fd00:1:0:9::9]:445", &smb_negotiate(), T0 + 3 * SEC),
-            udp(link, "[fd00:1:0:4::4]:50013", "[fd00:1:0:9::9]:445", &smb_negotiate(), T0 + 3 * SEC),
+            tcp(
+                link,
+                "[fd00:1:0:4::4]:50003",
+                "[fd00:1:0:9::9]:445",
+                &smb_negotiate(),
+                T0 + 3 * SEC,
+            ),
+            udp(
+                link,
+                "[fd00:1:0:4::4]:50013",
+                "[fd00:1:0:9::9]:445",
+                &smb_negotiate(),
+                T0 + 3 * SEC,
+            ),
         ])
     };
     let expect = sorted(vec![
-        Finding::new("dns-public-resolution", "[fd00:1:0:5::9]:40000", "[fd00:1::53]:53")
-            .name(FHIR_NAME)
-            .version("2.0.1"),
+        Finding::new(
+            "dns-public-resolution",
+            "[fd00:1:0:5::9]:40000",
+            "[fd00:1::53]:53",
+        )
+        .name(FHIR_NAME)
+        .version("2.0.1"),
         Finding::new("pe-bypass", "[fd00:1:0:5::9]:50000", "[2603:1030::10]:443")
             .name(FHIR_NAME)
             .sni(FHIR_NAME)
             .version("2.0.1"),
-        Finding::new("origin-not-allowed", "[fd99::7]:50001", "[fd00:1:0:2::5]:443")
-            .sni(FHIR_NAME)
-            .version("2.0.1"),
+        Finding::new(
+            "origin-not-allowed",
+            "[fd99::7]:50001",
+            "[fd00:1:0:2::5]:443",
+        )
+        .sni(FHIR_NAME)
+        .version("2.0.1"),
         Finding::new("rule", "[fd00:1:0:4::4]:50003", "[fd00:1:0:9::9]:445").version("2.0.1"),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let policy = write(dir.path(), "v6.toml", IPV6_POLICY.as_bytes());
     for (name, bytes) in [
         ("v6-raw.pcapng", pcapng_bytes(&build(Link::RawIp)).unwrap()),
-        ("v6-eth.pcap", pcap_bytes(Link::Ethernet, &build(Link::Ethernet)).unwrap()),
-        ("v6-sll.pcap", pcap_bytes(Link::LinuxSll, &build(Link::LinuxSll)).unwrap()),
-        ("v6-null.pcap", pcap_bytes(Link::Null, &build(Link::Null)).unwrap()),
+        (
+            "v6-eth.pcap",
+            pcap_bytes(Link::Ethernet, &build(Link::Ethernet)).unwrap(),
+        ),
+        (
+            "v6-sll.pcap",
+            pcap_bytes(Link::LinuxSll, &build(Link::LinuxSll)).unwrap(),
+        ),
+        (
+            "v6-null.pcap",
+            pcap_bytes(Link::Null, &build(Link::Null)).unwrap(),
+        ),
     ] {
         let path = write(dir.path(), name, &bytes);
         let s = scan(&policy, &[&path], &[]);
@@ -388,10 +624,14 @@ fn statistics_account_for_every_packet() {
     arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
     arp.resize(60, 0);
     // 802.3 with an LLC header (spanning tree): skipped.
-    let mut llc = vec![0x01, 0x80, 0xc2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0, 38, 0x42, 0x42, 3];
+    let mut llc = vec![
+        0x01, 0x80, 0xc2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0, 38, 0x42, 0x42, 3,
+    ];
     llc.resize(60, 0);
     // An IPv4 header length of 16 bytes: malformed.
-    let mut bad_ihl = FrameBuilder::new(eth).udp(sa("10.1.5.9:1"), sa("10.1.0.4:2"), b"x").unwrap();
+    let mut bad_ihl = FrameBuilder::new(eth)
+        .udp(sa("10.1.5.9:1"), sa("10.1.0.4:2"), b"x")
+        .unwrap();
     bad_ihl[14] = 0x44;
     // A TCP header cut after 10 bytes with lengths that say so: malformed.
     let mut cut_tcp = FrameBuilder::new(eth)
@@ -400,7 +640,11 @@ fn statistics_account_for_every_packet() {
     cut_tcp.truncate(14 + 20 + 10);
     cut_tcp[17] = 30;
     for (i, data) in [arp, llc, bad_ihl, cut_tcp].into_iter().enumerate() {
-        frames.push(Frame { ts_ns: t + i as u64, link: eth, data });
+        frames.push(Frame {
+            ts_ns: t + i as u64,
+            link: eth,
+            data,
+        });
     }
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "stats.pcap", &pcap_bytes(eth, &frames).unwrap());
@@ -411,7 +655,10 @@ fn statistics_account_for_every_packet() {
     let n = frames.len() as u64;
     assert_eq!(s.stat("packets.packets_read"), n);
     assert_eq!(s.stat("packets.decoded"), n - 4);
-    assert_eq!(s.stats["packets"]["skipped"], serde_json::json!({"llc": 1, "not-ip": 1}));
+    assert_eq!(
+        s.stats["packets"]["skipped"],
+        serde_json::json!({"llc": 1, "not-ip": 1})
+    );
     assert_eq!(
         s.stats["packets"]["malformed"],
         serde_json::json!({"bad-ip-header-length": 1, "truncated-tcp": 1})
@@ -434,22 +681,52 @@ fn fail_on_high_exits_1_only_when_a_high_finding_exists() {
     let high = write(
         dir.path(),
         "high.pcap",
-        &pcap_bytes(Link::Ethernet, &tls(Link::Ethernet, "10.1.5.21:50021", "20.37.1.10:443", Some(FHIR_NAME), T0))
-            .unwrap(),
+        &pcap_bytes(
+            Link::Ethernet,
+            &tls(
+                Link::Ethernet,
+                "10.1.5.21:50021",
+                "20.37.1.10:443",
+                Some(FHIR_NAME),
+                T0,
+            ),
+        )
+        .unwrap(),
     );
     // dns-public-resolution is medium, service-tag-reliance low.
     let lower = concat(vec![
-        dns(Link::Ethernet, "10.2.0.8:40024", DICOM_NAME, &[DICOM_PRIVATELINK], &["20.37.5.5"], 60, T0),
-        tls(Link::Ethernet, "20.37.5.5:50005", "10.1.3.3:443", None, T0 + SEC),
+        dns(
+            Link::Ethernet,
+            "10.2.0.8:40024",
+            DICOM_NAME,
+            &[DICOM_PRIVATELINK],
+            &["20.37.5.5"],
+            60,
+            T0,
+        ),
+        tls(
+            Link::Ethernet,
+            "20.37.5.5:50005",
+            "10.1.3.3:443",
+            None,
+            T0 + SEC,
+        ),
     ]);
-    let lower = write(dir.path(), "lower.pcap", &pcap_bytes(Link::Ethernet, &lower).unwrap());
+    let lower = write(
+        dir.path(),
+        "lower.pcap",
+        &pcap_bytes(Link::Ethernet, &lower).unwrap(),
+    );
 
     let s = scan(&fabrikam_policy(), &[&high], &["--fail-on", "high"]);
     assert_eq!((s.code, s.findings.len()), (1, 1), "{}", s.stderr);
     let s = scan(&fabrikam_policy(), &[&lower], &["--fail-on", "high"]);
     assert_eq!(s.code, 0, "{}", s.stderr);
-    let mut severities: Vec<&str> =
-        s.alerts.iter().map(|a| a["linkward"]["severity"].as_str().unwrap()).collect();
+    let mut severities: Vec<&str> = s
+        .alerts
+        .iter()
+        .map(|a| a["linkward"]["severity"].as_str().unwrap())
+        .collect();
     severities.sort();
     assert_eq!(severities, ["low", "medium"]);
     let s = scan(&fabrikam_policy(), &[&lower], &["--fail-on", "medium"]);
@@ -464,25 +741,53 @@ fn unreadable_inputs_exit_2_and_keep_what_came_before() {
     let missing = dir.path().join("missing.pcap");
     let s = scan(&fabrikam_policy(), &[&missing], &[]);
     assert_eq!(s.code, 2);
-    assert!(s.stderr.contains("linkward: error:") && s.stderr.contains("missing.pcap"), "{}", s.stderr);
+    assert!(
+        s.stderr.contains("linkward: error:") && s.stderr.contains("missing.pcap"),
+        "{}",
+        s.stderr
+    );
 
-    let text = write(dir.path(), "notes.pcap", b"these are notes, not a capture\n");
+    let text = write(
+        dir.path(),
+        "notes.pcap",
+        b"these are notes, not a capture\n",
+    );
     let s = scan(&fabrikam_policy(), &[&text], &[]);
     assert_eq!(s.code, 2);
-    assert!(s.stderr.contains("linkward: error:") && s.stderr.contains("notes.pcap"), "{}", s.stderr);
+    assert!(
+        s.stderr.contains("linkward: error:") && s.stderr.contains("notes.pcap"),
+        "{}",
+        s.stderr
+    );
     assert!(s.findings.is_empty());
 
     // SMB, then public access, then the file is cut inside the last packet: both flows
     // had their payload before the cut.
     let frames = concat(vec![
-        tcp(Link::Ethernet, "10.1.4.4:50003", "10.1.9.9:445", &smb_negotiate(), T0),
-        tls(Link::Ethernet, "203.0.113.50:40000", "20.37.1.10:443", Some(FHIR_NAME), T0 + SEC),
+        tcp(
+            Link::Ethernet,
+            "10.1.4.4:50003",
+            "10.1.9.9:445",
+            &smb_negotiate(),
+            T0,
+        ),
+        tls(
+            Link::Ethernet,
+            "203.0.113.50:40000",
+            "20.37.1.10:443",
+            Some(FHIR_NAME),
+            T0 + SEC,
+        ),
     ]);
     let bytes = pcap_bytes(Link::Ethernet, &frames).unwrap();
     let cut = write(dir.path(), "cut.pcap", &bytes[..bytes.len() - 20]);
     let s = scan(&fabrikam_policy(), &[&cut], &[]);
     assert_eq!(s.code, 2);
-    assert!(s.stderr.contains("linkward: error:") && s.stderr.contains("cut.pcap"), "{}", s.stderr);
+    assert!(
+        s.stderr.contains("linkward: error:") && s.stderr.contains("cut.pcap"),
+        "{}",
+        s.stderr
+    );
     assert!(s.stderr.contains("stopped there"), "{}", s.stderr);
     assert_eq!(
         s.findings,
@@ -510,7 +815,11 @@ fn bpf_filters_packets_before_decoding() {
     };
     let kept = frames.iter().filter(|f| matches(f)).count() as u64;
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "bpf.pcap", &pcap_bytes(Link::Ethernet, &frames).unwrap());
+    let path = write(
+        dir.path(),
+        "bpf.pcap",
+        &pcap_bytes(Link::Ethernet, &frames).unwrap(),
+    );
     let s = scan(&fabrikam_policy(), &[&path], &["--bpf", "tcp port 443"]);
     assert_eq!(s.code, 0, "{}", s.stderr);
     assert_eq!(s.stat("packets.filtered"), frames.len() as u64 - kept);
@@ -523,8 +832,10 @@ fn bpf_filters_packets_before_decoding() {
         sorted(vec![
             Finding::new("pe-bypass", "10.1.5.21:50021", "20.37.1.10:443").sni(FHIR_NAME),
             Finding::new("public-access", "203.0.113.50:40000", "20.37.1.10:443").sni(FHIR_NAME),
-            Finding::new("untrusted-outbound", "20.37.5.5:50004", "198.51.100.66:443").sni("evil.example.net"),
-            Finding::new("service-tag-reliance", "20.37.5.5:50005", "10.1.3.3:443").sni("app.fabrikam.example"),
+            Finding::new("untrusted-outbound", "20.37.5.5:50004", "198.51.100.66:443")
+                .sni("evil.example.net"),
+            Finding::new("service-tag-reliance", "20.37.5.5:50005", "10.1.3.3:443")
+                .sni("app.fabrikam.example"),
         ])
     );
 }
@@ -532,7 +843,10 @@ fn bpf_filters_packets_before_decoding() {
 #[test]
 fn client_hello_split_over_two_segments_still_names_the_flow() {
     let hello = tls_client_hello(Some(FHIR_NAME)).unwrap();
-    let sni_at = hello.windows(FHIR_NAME.len()).position(|w| w == FHIR_NAME.as_bytes()).unwrap();
+    let sni_at = hello
+        .windows(FHIR_NAME.len())
+        .position(|w| w == FHIR_NAME.as_bytes())
+        .unwrap();
     // Cut inside the name itself.
     let (a, b) = hello.split_at(sni_at + 10);
     let frames = Conversation::new(Link::LinuxSll, sa("10.1.5.21:50021"), sa("20.37.1.10:443"))
@@ -557,14 +871,38 @@ fn client_hello_split_over_two_segments_still_names_the_flow() {
 fn a_dns_answer_names_flows_until_ttl_plus_grace() {
     // TTL 10 s plus 60 s of grace: the answer at T0 + 2 ms is good until T0 + 70.002 s.
     let frames = concat(vec![
-        dns(Link::Ethernet, "10.1.5.40:40040", FHIR_NAME, &[], &["20.37.1.10"], 10, T0),
+        dns(
+            Link::Ethernet,
+            "10.1.5.40:40040",
+            FHIR_NAME,
+            &[],
+            &["20.37.1.10"],
+            10,
+            T0,
+        ),
         // Payload (and evaluation) at +69.003 s: named by the answer.
-        tcp(Link::Ethernet, "10.1.5.40:50040", "20.37.1.10:443", b"\x00opaque", T0 + 69 * SEC),
+        tcp(
+            Link::Ethernet,
+            "10.1.5.40:50040",
+            "20.37.1.10:443",
+            b"\x00opaque",
+            T0 + 69 * SEC,
+        ),
         // Payload at +71.003 s: the answer has expired; nothing names the flow.
-        tcp(Link::Ethernet, "10.1.5.40:50041", "20.37.1.10:443", b"\x00opaque", T0 + 71 * SEC),
+        tcp(
+            Link::Ethernet,
+            "10.1.5.40:50041",
+            "20.37.1.10:443",
+            b"\x00opaque",
+            T0 + 71 * SEC,
+        ),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "ttl.pcap", &pcap_bytes(Link::Ethernet, &frames).unwrap());
+    let path = write(
+        dir.path(),
+        "ttl.pcap",
+        &pcap_bytes(Link::Ethernet, &frames).unwrap(),
+    );
     let s = scan(&fabrikam_policy(), &[&path], &[]);
     assert_eq!(s.code, 0, "{}", s.stderr);
     assert_eq!(
@@ -593,19 +931,31 @@ fn a_full_flow_table_evicts_and_still_evaluates_every_flow() {
         .collect();
     let frames = concat(sessions);
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "evict.pcap", &pcap_bytes(Link::Ethernet, &frames).unwrap());
+    let path = write(
+        dir.path(),
+        "evict.pcap",
+        &pcap_bytes(Link::Ethernet, &frames).unwrap(),
+    );
     let s = scan(&fabrikam_policy(), &[&path], &["--max-flows", "2"]);
     assert_eq!(s.code, 0, "{}", s.stderr);
-    let clients: std::collections::BTreeSet<(String, u64)> =
-        s.findings.iter().map(|f| (f.src.clone(), f.src_port)).collect();
-    let want: std::collections::BTreeSet<(String, u64)> =
-        (0..5u64).map(|i| (format!("10.1.4.{}", 10 + i), 50000 + i)).collect();
+    let clients: std::collections::BTreeSet<(String, u64)> = s
+        .findings
+        .iter()
+        .map(|f| (f.src.clone(), f.src_port))
+        .collect();
+    let want: std::collections::BTreeSet<(String, u64)> = (0..5u64)
+        .map(|i| (format!("10.1.4.{}", 10 + i), 50000 + i))
+        .collect();
     assert_eq!(clients, want);
     // Round robin over five flows with room for two: nearly every packet finds its flow
     // evicted and starts it again, and every table entry is evaluated once when it
     // leaves. Entries started by a server's packet have the server as client, so
     // only the 29 entries started by a client packet match rule no-smb.
-    assert!(s.findings.iter().all(|f| f.kind == "rule" && f.dst == "10.1.9.9" && f.dst_port == 445));
+    assert!(
+        s.findings
+            .iter()
+            .all(|f| f.kind == "rule" && f.dst == "10.1.9.9" && f.dst_port == 445)
+    );
     assert_eq!(
         (s.stat("flows"), s.stat("flows_evicted"), s.findings.len()),
         (39, 34, 29),
@@ -632,11 +982,16 @@ fn demo_capture_shows_one_finding_of_each_kind_it_is_meant_to() {
         s.findings,
         sorted(vec![
             Finding::new("dns-public-resolution", "10.1.5.20:40002", "10.1.0.4:53").name(FHIR_NAME),
-            Finding::new("pe-bypass", "10.1.5.20:50001", "20.37.1.10:443").name(FHIR_NAME).sni(FHIR_NAME),
-            Finding::new("origin-not-allowed", "192.168.7.7:50002", "10.1.2.6:80").http_host(DICOM_NAME),
+            Finding::new("pe-bypass", "10.1.5.20:50001", "20.37.1.10:443")
+                .name(FHIR_NAME)
+                .sni(FHIR_NAME),
+            Finding::new("origin-not-allowed", "192.168.7.7:50002", "10.1.2.6:80")
+                .http_host(DICOM_NAME),
             Finding::new("rule", "10.1.4.4:50003", "10.1.9.9:445"),
-            Finding::new("untrusted-outbound", "20.37.5.5:50004", "198.51.100.66:443").sni("evil.example.net"),
-            Finding::new("service-tag-reliance", "20.37.5.5:50005", "10.1.3.3:443").sni("app.fabrikam.example"),
+            Finding::new("untrusted-outbound", "20.37.5.5:50004", "198.51.100.66:443")
+                .sni("evil.example.net"),
+            Finding::new("service-tag-reliance", "20.37.5.5:50005", "10.1.3.3:443")
+                .sni("app.fabrikam.example"),
         ])
     );
     for a in &s.alerts {
@@ -659,10 +1014,17 @@ fn the_final_ack_of_a_fin_close_belongs_to_the_same_flow() {
         .frames()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "fin.pcap", &pcap_bytes(Link::Ethernet, &frames).unwrap());
+    let path = write(
+        dir.path(),
+        "fin.pcap",
+        &pcap_bytes(Link::Ethernet, &frames).unwrap(),
+    );
     let s = scan(&fabrikam_policy(), &[&path], &[]);
     assert_eq!(s.code, 0, "{}", s.stderr);
-    assert_eq!(s.findings, [Finding::new("rule", "10.1.4.4:50003", "10.1.9.9:445")]);
+    assert_eq!(
+        s.findings,
+        [Finding::new("rule", "10.1.4.4:50003", "10.1.9.9:445")]
+    );
     assert_eq!(s.stat("flows"), 1);
 }
 
@@ -678,18 +1040,24 @@ fn generated_capture_yields_exactly_the_findings_its_summary_expects() {
             ..linkward_synth::GenConfig::default()
         };
         let path = dir.path().join(format!("gen-{snaplen}.pcap"));
-        let summary = linkward_synth::generate(&config, std::fs::File::create(&path).unwrap()).unwrap();
+        let summary =
+            linkward_synth::generate(&config, std::fs::File::create(&path).unwrap()).unwrap();
         let s = scan(&fabrikam_policy(), &[&path], &[]);
         assert_eq!(s.code, 0, "{}", s.stderr);
-        let expected: serde_json::Map<String, serde_json::Value> = serde_json::to_value(&summary.expected)
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(_, n)| n.as_u64() != Some(0))
-            .map(|(k, n)| (k.clone(), n.clone()))
-            .collect();
-        assert_eq!(s.stats["findings"], serde_json::Value::Object(expected), "snaplen {snaplen}");
+        let expected: serde_json::Map<String, serde_json::Value> =
+            serde_json::to_value(&summary.expected)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, n)| n.as_u64() != Some(0))
+                .map(|(k, n)| (k.clone(), n.clone()))
+                .collect();
+        assert_eq!(
+            s.stats["findings"],
+            serde_json::Value::Object(expected),
+            "snaplen {snaplen}"
+        );
         assert_eq!(s.stat("packets.packets_read"), summary.packets);
         assert_eq!(s.stat("packets.decoded"), summary.packets);
         assert_eq!(s.stat("flows"), summary.flows, "snaplen {snaplen}");

@@ -199,7 +199,7 @@ impl MetricsSnapshot {
     /// The Prometheus text exposition (format version 0.0.4).
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(2048);
-        let mut counter = |s: &mut String, name: &str, help: &str, value: u64| {
+        let counter = |s: &mut String, name: &str, help: &str, value: u64| {
             let _ = writeln!(s, "# HELP {name} {help}");
             let _ = writeln!(s, "# TYPE {name} counter");
             let _ = writeln!(s, "{name} {value}");

@@ -78,21 +78,29 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         DEMO_START_NS + second,
     )?);
     frames.extend(
-        Conversation::new(link, sock([10, 1, 5, 20], 50_001), sock([20, 37, 1, 10], 443))
-            .request(&tls_client_hello(Some(FHIR_NAME))?)
-            .reply(&reply)
-            .close(Close::Reset)
-            .start_ns(DEMO_START_NS + second + second / 10)
-            .frames()?,
+        Conversation::new(
+            link,
+            sock([10, 1, 5, 20], 50_001),
+            sock([20, 37, 1, 10], 443),
+        )
+        .request(&tls_client_hello(Some(FHIR_NAME))?)
+        .reply(&reply)
+        .close(Close::Reset)
+        .start_ns(DEMO_START_NS + second + second / 10)
+        .frames()?,
     );
 
     frames.extend(
-        Conversation::new(link, sock([192, 168, 7, 7], 50_002), sock([10, 1, 2, 6], 80))
-            .request(&http_get(DICOM_NAME, "/v1/studies?PatientID=12345"))
-            .reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-            .close(Close::Reset)
-            .start_ns(DEMO_START_NS + 2 * second)
-            .frames()?,
+        Conversation::new(
+            link,
+            sock([192, 168, 7, 7], 50_002),
+            sock([10, 1, 2, 6], 80),
+        )
+        .request(&http_get(DICOM_NAME, "/v1/studies?PatientID=12345"))
+        .reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        .close(Close::Reset)
+        .start_ns(DEMO_START_NS + 2 * second)
+        .frames()?,
     );
 
     // An SMB2 NEGOTIATE request header behind its NetBIOS session length.
@@ -107,12 +115,16 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
     );
 
     frames.extend(
-        Conversation::new(link, sock([20, 37, 5, 5], 50_004), sock([198, 51, 100, 66], 443))
-            .request(&tls_client_hello(Some("evil.example.net"))?)
-            .reply(&reply)
-            .close(Close::Reset)
-            .start_ns(DEMO_START_NS + 4 * second)
-            .frames()?,
+        Conversation::new(
+            link,
+            sock([20, 37, 5, 5], 50_004),
+            sock([198, 51, 100, 66], 443),
+        )
+        .request(&tls_client_hello(Some("evil.example.net"))?)
+        .reply(&reply)
+        .close(Close::Reset)
+        .start_ns(DEMO_START_NS + 4 * second)
+        .frames()?,
     );
 
     frames.extend(

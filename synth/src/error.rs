@@ -85,7 +85,10 @@ pub enum SynthError {
 }
 
 impl SynthError {
-    pub(crate) fn capture(path: Option<&std::path::Path>, source: linkward_capture::CaptureError) -> SynthError {
+    pub(crate) fn capture(
+        path: Option<&std::path::Path>,
+        source: linkward_capture::CaptureError,
+    ) -> SynthError {
         SynthError::Capture {
             path: path.map(std::path::Path::to_path_buf),
             source,

@@ -52,7 +52,11 @@ pub fn write_pcapng_to<W: Write>(out: W, frames: &[Frame]) -> Result<W, SynthErr
     write_pcapng_inner(out, None, frames)
 }
 
-fn write_pcapng_inner<W: Write>(out: W, path: Option<&Path>, frames: &[Frame]) -> Result<W, SynthError> {
+fn write_pcapng_inner<W: Write>(
+    out: W,
+    path: Option<&Path>,
+    frames: &[Frame],
+) -> Result<W, SynthError> {
     let err = |e| SynthError::capture(path, e);
     let mut w = PcapNgWriter::new(out).map_err(err)?;
     let mut interfaces: Vec<(u32, u32)> = Vec::new();
@@ -66,7 +70,8 @@ fn write_pcapng_inner<W: Write>(out: W, path: Option<&Path>, frames: &[Frame]) -
                 id
             }
         };
-        w.write_packet(id, f.ts_ns, &f.data, orig_len(f)).map_err(err)?;
+        w.write_packet(id, f.ts_ns, &f.data, orig_len(f))
+            .map_err(err)?;
     }
     w.finish().map_err(err)
 }

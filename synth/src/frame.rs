@@ -173,7 +173,12 @@ impl FrameBuilder {
     }
 
     /// A UDP datagram from `src` to `dst`.
-    pub fn udp(&self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, SynthError> {
+    pub fn udp(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, SynthError> {
         let mut out = Vec::new();
         self.udp_into(&mut out, src, dst, payload)?;
         Ok(out)
@@ -203,7 +208,13 @@ impl FrameBuilder {
 
     /// An IP packet of any protocol whose transport bytes are given whole (ICMP, ESP, a
     /// malformed segment...); no transport checksum is computed.
-    pub fn ip(&self, src: IpAddr, dst: IpAddr, protocol: u8, body: &[u8]) -> Result<Vec<u8>, SynthError> {
+    pub fn ip(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SynthError> {
         let mut out = Vec::new();
         self.ip_header(&mut out, src, dst, protocol, body.len())?;
         out.extend_from_slice(body);
@@ -259,12 +270,13 @@ impl FrameBuilder {
         out.clear();
         match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let total = u16::try_from(IPV4_HEADER + body_len).map_err(|_| SynthError::TooLong {
-                    what: "IPv4 payload",
-                    field: "the IPv4 total length field",
-                    len: body_len,
-                    max: usize::from(u16::MAX) - IPV4_HEADER,
-                })?;
+                let total =
+                    u16::try_from(IPV4_HEADER + body_len).map_err(|_| SynthError::TooLong {
+                        what: "IPv4 payload",
+                        field: "the IPv4 total length field",
+                        len: body_len,
+                        max: usize::from(u16::MAX) - IPV4_HEADER,
+                    })?;
                 out.reserve(self.link.header_len() + IPV4_HEADER + body_len);
                 self.link_header(out, ETHERTYPE_IPV4, AF_INET)?;
                 let mut h = [0u8; IPV4_HEADER];
@@ -304,7 +316,12 @@ impl FrameBuilder {
         Ok(())
     }
 
-    fn link_header(&self, out: &mut Vec<u8>, ethertype: u16, family: u32) -> Result<(), SynthError> {
+    fn link_header(
+        &self,
+        out: &mut Vec<u8>,
+        ethertype: u16,
+        family: u32,
+    ) -> Result<(), SynthError> {
         let vlan = |id: u16| {
             if id > 0x0fff {
                 Err(SynthError::VlanId { id })
@@ -401,12 +418,17 @@ mod tests {
     fn ipv4_udp_frame_golden_bytes() {
         let b = FrameBuilder::new(Link::RawIp);
         let frame = b
-            .udp("10.0.0.1:5353".parse().unwrap(), "10.0.0.2:53".parse().unwrap(), b"hi")
+            .udp(
+                "10.0.0.1:5353".parse().unwrap(),
+                "10.0.0.2:53".parse().unwrap(),
+                b"hi",
+            )
             .unwrap();
         assert_eq!(
             frame,
             [
-                0x45, 0, 0, 30, 0, 0, 0x40, 0, 64, 17, 0x26, 0xcd, 10, 0, 0, 1, 10, 0, 0, 2, //
+                0x45, 0, 0, 30, 0, 0, 0x40, 0, 64, 17, 0x26, 0xcd, 10, 0, 0, 1, 10, 0, 0,
+                2, //
                 0x14, 0xe9, 0, 53, 0, 10, 0x6e, 0x50, b'h', b'i',
             ]
         );

@@ -284,14 +284,20 @@ impl Session {
         let (client_ip, server) = match kind {
             Kind::PrivateFhir => (inside, SocketAddr::new(FHIR_PRIVATE.into(), 443)),
             Kind::PeBypass => (inside, SocketAddr::new(FHIR_PUBLIC.into(), 443)),
-            Kind::PublicWeb => (inside, SocketAddr::new(v4(13, 107, 6, 1 + n % 50).into(), 443)),
+            Kind::PublicWeb => (
+                inside,
+                SocketAddr::new(v4(13, 107, 6, 1 + n % 50).into(), 443),
+            ),
             Kind::PrivateDicom => (
                 v4(10, 2, (host / 250) % 250, 1 + host % 250),
                 SocketAddr::new(DICOM_PRIVATE.into(), 80),
             ),
             Kind::Syslog => (inside, SYSLOG),
             Kind::Lookup => (inside, RESOLVER),
-            Kind::Smb => (inside, SocketAddr::new(v4(10, 1, 9, 1 + n % 250).into(), 445)),
+            Kind::Smb => (
+                inside,
+                SocketAddr::new(v4(10, 1, 9, 1 + n % 250).into(), 445),
+            ),
             Kind::Origin => (
                 v4(192, 168, (host / 250) % 250, 1 + host % 250),
                 SocketAddr::new(FHIR_PRIVATE.into(), 443),
@@ -400,11 +406,18 @@ pub fn generate<W: Write>(config: &GenConfig, writer: W) -> Result<GenSummary, S
         http_dicom: http_get(DICOM_NAME, "/v1/studies?StudyDate=20250303"),
         smb,
         syslog: b"<134>1 2025-03-03T09:00:00Z app01 orders 4242 - - order accepted".to_vec(),
-        data: (0..config.payload_size).map(|i| (i * 31 + 7) as u8).collect(),
+        data: (0..config.payload_size)
+            .map(|i| (i * 31 + 7) as u8)
+            .collect(),
     };
 
-    let mut out = PcapWriter::new(writer, Link::Ethernet.linktype(), config.snaplen, TsResolution::Nano)
-        .map_err(|e| SynthError::capture(None, e))?;
+    let mut out = PcapWriter::new(
+        writer,
+        Link::Ethernet.linktype(),
+        config.snaplen,
+        TsResolution::Nano,
+    )
+    .map_err(|e| SynthError::capture(None, e))?;
     let builder = FrameBuilder::new(Link::Ethernet);
     let mut summary = GenSummary {
         first_ns: config.start_ns,
@@ -435,7 +448,9 @@ pub fn generate<W: Write>(config: &GenConfig, writer: W) -> Result<GenSummary, S
             break;
         }
         let pick = rng.below(active.len() as u64) as usize;
-        let Some(session) = active.get_mut(pick) else { break };
+        let Some(session) = active.get_mut(pick) else {
+            break;
+        };
         let role = emit(session, &payloads, &builder, &mut buf)?;
         let fits = buf.len() <= snaplen;
         account(session, role, fits, &mut summary);

@@ -71,5 +71,7 @@ pub use file::{
 };
 pub use frame::{Frame, FrameBuilder, Link, tcp_flags};
 pub use generate::{ExpectedFindings, GenConfig, GenSummary, generate};
-pub use payload::{TYPE_A, TYPE_AAAA, TYPE_CNAME, dns_query, dns_response, http_get, tls_client_hello};
+pub use payload::{
+    TYPE_A, TYPE_AAAA, TYPE_CNAME, dns_query, dns_response, http_get, tls_client_hello,
+};
 pub use session::{Close, Conversation, dns_exchange, tcp_session};

@@ -135,7 +135,11 @@ impl NameWriter {
             return Err(bad("it is longer than 255 bytes on the wire"));
         }
         for (i, label) in labels.iter().enumerate() {
-            let suffix = labels.get(i..).unwrap_or(&[]).join(".").to_ascii_lowercase();
+            let suffix = labels
+                .get(i..)
+                .unwrap_or(&[])
+                .join(".")
+                .to_ascii_lowercase();
             if let Some(&at) = self.suffixes.get(&suffix) {
                 // at <= 0x3fff was checked when it was remembered.
                 let pointer = 0xc000 | (at as u16);
@@ -217,7 +221,9 @@ pub fn tls_client_hello(sni: Option<&str>) -> Result<Vec<u8>, SynthError> {
     extension(0x0023, &[]);
     extension(
         0x0010,
-        &[0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1'],
+        &[
+            0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1',
+        ],
     );
     extension(0x0005, &[1, 0, 0, 0, 0]);
     extension(

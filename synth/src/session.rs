@@ -201,7 +201,11 @@ pub fn dns_exchange(
         TYPE_A
     };
     let question = b.udp(client, resolver, &dns_query(id, query, qtype)?)?;
-    let answer = b.udp(resolver, client, &dns_response(id, query, chain, addrs, ttl)?)?;
+    let answer = b.udp(
+        resolver,
+        client,
+        &dns_response(id, query, chain, addrs, ttl)?,
+    )?;
     Ok(vec![
         Frame {
             ts_ns: t0_ns,

@@ -80,10 +80,16 @@ fn summary_matches_the_file() {
     assert_eq!(seen.on_premises_flows, summary.expected.origin_not_allowed);
     assert_eq!(seen.max_caplen, 14 + 20 + 20 + 1460);
     assert_eq!(summary.bytes_captured, summary.bytes_on_wire);
-    assert_eq!(bytes.len() as u64, 24 + 16 * 20_000 + summary.bytes_captured);
+    assert_eq!(
+        bytes.len() as u64,
+        24 + 16 * 20_000 + summary.bytes_captured
+    );
     let e = &summary.expected;
     assert_eq!(e.pe_bypass, e.dns_public_resolution);
-    assert!(e.pe_bypass > 0 && e.rule > 0 && e.origin_not_allowed > 0, "{e:?}");
+    assert!(
+        e.pe_bypass > 0 && e.rule > 0 && e.origin_not_allowed > 0,
+        "{e:?}"
+    );
     assert_eq!(e.total(), 2 * e.pe_bypass + e.rule + e.origin_not_allowed);
     // About 2 microseconds a packet.
     let span = summary.last_ns - summary.first_ns;
@@ -109,10 +115,24 @@ fn a_short_snaplen_cuts_names_out_of_the_expectations() {
     };
     let mut bytes = Vec::new();
     let summary = generate(&config, &mut bytes).unwrap();
-    let full = generate(&GenConfig { snaplen: 262_144, ..config.clone() }, Vec::new()).unwrap();
+    let full = generate(
+        &GenConfig {
+            snaplen: 262_144,
+            ..config.clone()
+        },
+        Vec::new(),
+    )
+    .unwrap();
     let seen = scan(bytes);
     assert_eq!(seen.max_caplen, 96);
-    assert_eq!((seen.dns_answers, summary.dns_answers, summary.tls_client_hellos), (0, 0, 0));
+    assert_eq!(
+        (
+            seen.dns_answers,
+            summary.dns_answers,
+            summary.tls_client_hellos
+        ),
+        (0, 0, 0)
+    );
     assert_eq!(summary.dns_answers_cut, full.dns_answers);
     assert_eq!(summary.bytes_on_wire, full.bytes_on_wire);
     assert_eq!(
@@ -141,22 +161,63 @@ fn without_violations_nothing_is_expected() {
 #[test]
 fn budgets_too_small_for_the_flows_give_fewer_flows() {
     // The first session (a lookup and a TLS connection) needs 7 packets.
-    let summary = generate(&GenConfig { packets: 7, flows: 100, ..GenConfig::default() }, Vec::new()).unwrap();
-    assert_eq!((summary.packets, summary.flows, summary.sessions), (7, 2, 1));
-    let summary = generate(&GenConfig { packets: 5, flows: 100, ..GenConfig::default() }, Vec::new()).unwrap();
+    let summary = generate(
+        &GenConfig {
+            packets: 7,
+            flows: 100,
+            ..GenConfig::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        (summary.packets, summary.flows, summary.sessions),
+        (7, 2, 1)
+    );
+    let summary = generate(
+        &GenConfig {
+            packets: 5,
+            flows: 100,
+            ..GenConfig::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
     assert_eq!((summary.packets, summary.flows), (0, 0));
-    let summary = generate(&GenConfig { packets: 100, flows: 0, ..GenConfig::default() }, Vec::new()).unwrap();
+    let summary = generate(
+        &GenConfig {
+            packets: 100,
+            flows: 0,
+            ..GenConfig::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
     assert_eq!(summary.packets, 0);
 }
 
 #[test]
 fn settings_out_of_range_are_refused() {
-    let e = generate(&GenConfig { snaplen: 40, ..GenConfig::default() }, Vec::new()).unwrap_err();
+    let e = generate(
+        &GenConfig {
+            snaplen: 40,
+            ..GenConfig::default()
+        },
+        Vec::new(),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "generator setting `snaplen` = 40: at least 64 bytes are needed to keep the headers"
     );
-    let e = generate(&GenConfig { payload_size: 70_000, ..GenConfig::default() }, Vec::new()).unwrap_err();
+    let e = generate(
+        &GenConfig {
+            payload_size: 70_000,
+            ..GenConfig::default()
+        },
+        Vec::new(),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "generator setting `payload_size` = 70000: a TCP segment in IPv4 holds at most 65495 bytes"

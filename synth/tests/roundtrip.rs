@@ -45,20 +45,24 @@ fn checksums_ok(link: Link, frame: &[u8]) -> bool {
         let body = p.payload();
         p.verify_checksum()
             && match p.next_header() {
-                smoltcp::wire::IpProtocol::Tcp => {
-                    TcpPacket::new_checked(body).unwrap().verify_checksum(&src, &dst)
-                }
-                _ => UdpPacket::new_checked(body).unwrap().verify_checksum(&src, &dst),
+                smoltcp::wire::IpProtocol::Tcp => TcpPacket::new_checked(body)
+                    .unwrap()
+                    .verify_checksum(&src, &dst),
+                _ => UdpPacket::new_checked(body)
+                    .unwrap()
+                    .verify_checksum(&src, &dst),
             }
     } else {
         let p = Ipv6Packet::new_checked(ip).unwrap();
         let (src, dst) = (IpAddress::Ipv6(p.src_addr()), IpAddress::Ipv6(p.dst_addr()));
         let body = p.payload();
         match p.next_header() {
-            smoltcp::wire::IpProtocol::Tcp => {
-                TcpPacket::new_checked(body).unwrap().verify_checksum(&src, &dst)
-            }
-            _ => UdpPacket::new_checked(body).unwrap().verify_checksum(&src, &dst),
+            smoltcp::wire::IpProtocol::Tcp => TcpPacket::new_checked(body)
+                .unwrap()
+                .verify_checksum(&src, &dst),
+            _ => UdpPacket::new_checked(body)
+                .unwrap()
+                .verify_checksum(&src, &dst),
         }
     }
 }
@@ -78,7 +82,10 @@ fn tcp_and_udp_frames_decode_on_every_link_in_both_ip_versions() {
             let frame = b.tcp(src, dst, 1000, 2000, flags, payload).unwrap();
             assert!(checksums_ok(link, &frame), "{link:?} {src} tcp");
             let p = decode(&mut d, link, &frame);
-            assert_eq!((p.src, p.dst, p.protocol, p.vlan), (src.ip(), dst.ip(), 6, outer_vlan(link)));
+            assert_eq!(
+                (p.src, p.dst, p.protocol, p.vlan),
+                (src.ip(), dst.ip(), 6, outer_vlan(link))
+            );
             let header = if src.is_ipv4() { 20 } else { 40 };
             assert_eq!(p.ip_len, header + 20 + payload.len());
             assert_eq!(
@@ -110,14 +117,29 @@ fn tcp_and_udp_frames_decode_on_every_link_in_both_ip_versions() {
 
 #[test]
 fn link_headers_have_their_documented_lengths_and_numbers() {
-    let b = |link| FrameBuilder::new(link).udp(sa("10.0.0.1:1"), sa("10.0.0.2:2"), &[]).unwrap();
+    let b = |link| {
+        FrameBuilder::new(link)
+            .udp(sa("10.0.0.1:1"), sa("10.0.0.2:2"), &[])
+            .unwrap()
+    };
     let numbers: Vec<(u32, usize)> = LINKS.iter().map(|&l| (l.linktype(), b(l).len())).collect();
     assert_eq!(
         numbers,
-        [(1, 42), (1, 46), (1, 50), (113, 44), (276, 48), (101, 28), (0, 32)]
+        [
+            (1, 42),
+            (1, 46),
+            (1, 50),
+            (113, 44),
+            (276, 48),
+            (101, 28),
+            (0, 32)
+        ]
     );
     // QinQ: service tag 0x88a8 outside, customer tag 0x8100 inside.
-    assert_eq!(&b(Link::QinQ(100, 200))[12..22], &[0x88, 0xa8, 0, 100, 0x81, 0, 0, 200, 8, 0]);
+    assert_eq!(
+        &b(Link::QinQ(100, 200))[12..22],
+        &[0x88, 0xa8, 0, 100, 0x81, 0, 0, 200, 8, 0]
+    );
     // BSD loopback: the family in little-endian order (2 = IPv4, 30 = Darwin IPv6).
     assert_eq!(&b(Link::Null)[..4], &[2, 0, 0, 0]);
     let v6 = FrameBuilder::new(Link::Null)
@@ -129,7 +151,14 @@ fn link_headers_have_their_documented_lengths_and_numbers() {
 #[test]
 fn syn_carries_an_mss_option() {
     let f = FrameBuilder::new(Link::RawIp)
-        .tcp(sa("10.0.0.1:1000"), sa("10.0.0.2:80"), 7, 0, tcp_flags::SYN, &[])
+        .tcp(
+            sa("10.0.0.1:1000"),
+            sa("10.0.0.2:80"),
+            7,
+            0,
+            tcp_flags::SYN,
+            &[],
+        )
         .unwrap();
     assert_eq!(f.len(), 20 + 24);
     assert_eq!(f[32], 0x60);
@@ -141,13 +170,27 @@ fn syn_carries_an_mss_option() {
 fn bad_inputs_are_errors_not_panics() {
     let b = FrameBuilder::new(Link::Ethernet);
     let e = b.udp(sa("10.0.0.1:1"), sa("[::1]:2"), &[]).unwrap_err();
-    assert_eq!(e.to_string(), "source 10.0.0.1 and destination ::1 are not of the same IP version");
-    let e = b.udp(sa("10.0.0.1:1"), sa("10.0.0.2:2"), &vec![0; 70_000]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "source 10.0.0.1 and destination ::1 are not of the same IP version"
+    );
+    let e = b
+        .udp(sa("10.0.0.1:1"), sa("10.0.0.2:2"), &vec![0; 70_000])
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "UDP payload is 70000 bytes, more than the 65527 that the UDP length field can hold"
     );
-    let e = b.tcp(sa("10.0.0.1:1"), sa("10.0.0.2:2"), 0, 0, 0, &vec![0; 65_500]).unwrap_err();
+    let e = b
+        .tcp(
+            sa("10.0.0.1:1"),
+            sa("10.0.0.2:2"),
+            0,
+            0,
+            0,
+            &vec![0; 65_500],
+        )
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "IPv4 payload is 65520 bytes, more than the 65515 that the IPv4 total length field can hold"
@@ -158,14 +201,20 @@ fn bad_inputs_are_errors_not_panics() {
     assert_eq!(e.to_string(), "VLAN id 5000 is out of range (0 to 4095)");
     let long = "a".repeat(64);
     let e = dns_query(1, &format!("{long}.example"), TYPE_A).unwrap_err();
-    assert_eq!(e.to_string(), format!("DNS name `{long}.example`: a label is longer than 63 bytes"));
+    assert_eq!(
+        e.to_string(),
+        format!("DNS name `{long}.example`: a label is longer than 63 bytes")
+    );
     let e = dns_query(1, "a..b", TYPE_A).unwrap_err();
     assert_eq!(e.to_string(), "DNS name `a..b`: it has an empty label");
     let e = dns_response(1, "", &[], &[], 1).unwrap_err();
     assert_eq!(e.to_string(), "DNS name ``: the name is empty");
     let huge = vec!["b".repeat(60); 5].join(".");
     let e = dns_query(1, &huge, TYPE_A).unwrap_err();
-    assert_eq!(e.to_string(), format!("DNS name `{huge}`: it is longer than 255 bytes on the wire"));
+    assert_eq!(
+        e.to_string(),
+        format!("DNS name `{huge}`: it is longer than 255 bytes on the wire")
+    );
     assert!(tls_client_hello(Some(&"c".repeat(20_000))).is_err());
 }
 
@@ -188,15 +237,26 @@ fn dns_response_reads_back_with_chain_addresses_and_ttl() {
     assert_eq!(r.min_ttl, 120);
     // Compression: the question's name is written once in full; every later name
     // reuses it or its suffix "fhir.azurehealthcareapis.com" by pointer.
-    assert_eq!(msg.windows(19).filter(|w| *w == b"azurehealthcareapis").count(), 1);
+    assert_eq!(
+        msg.windows(19)
+            .filter(|w| *w == b"azurehealthcareapis")
+            .count(),
+        1
+    );
     // Header, question, the first CNAME (owner by pointer, target's two new labels then
     // a pointer to "fhir.azurehealthcareapis.com"), the second CNAME (nothing to reuse),
     // two A records owned by a pointer.
-    assert_eq!(msg.len(), 12 + (47 + 4) + (2 + 10 + 17 + 12 + 2) + (2 + 10 + 46) + 2 * (2 + 10 + 4));
+    assert_eq!(
+        msg.len(),
+        12 + (47 + 4) + (2 + 10 + 17 + 12 + 2) + (2 + 10 + 46) + 2 * (2 + 10 + 4)
+    );
 
     let v6: [IpAddr; 1] = ["fd00:2::5".parse().unwrap()];
     let r = parse_response(&dns_response(7, "a.example.", &[], &v6, 5).unwrap()).unwrap();
-    assert_eq!((r.qtype, r.addresses, r.min_ttl), (TYPE_AAAA, v6.to_vec(), 5));
+    assert_eq!(
+        (r.qtype, r.addresses, r.min_ttl),
+        (TYPE_AAAA, v6.to_vec(), 5)
+    );
 }
 
 #[test]
@@ -204,7 +264,9 @@ fn dns_query_golden_bytes() {
     let q = dns_query(0x1234, "a.io", TYPE_A).unwrap();
     assert_eq!(
         q,
-        [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'i', b'o', 0, 0, 1, 0, 1]
+        [
+            0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'i', b'o', 0, 0, 1, 0, 1
+        ]
     );
 }
 
@@ -213,23 +275,44 @@ fn tls_client_hello_carries_the_sni_even_when_split() {
     let hello = tls_client_hello(Some(FHIR_NAME)).unwrap();
     assert_eq!(client_hello_sni(&hello), SniResult::Found(FHIR_NAME));
     assert_eq!(&hello[..3], &[0x16, 3, 1]);
-    assert_eq!(usize::from(u16::from_be_bytes([hello[3], hello[4]])) + 5, hello.len());
+    assert_eq!(
+        usize::from(u16::from_be_bytes([hello[3], hello[4]])) + 5,
+        hello.len()
+    );
     // The name is whole from `sni_end` on; before that the decoder asks for the rest.
-    let at = hello.windows(FHIR_NAME.len()).position(|w| w == FHIR_NAME.as_bytes()).unwrap();
+    let at = hello
+        .windows(FHIR_NAME.len())
+        .position(|w| w == FHIR_NAME.as_bytes())
+        .unwrap();
     let sni_end = at + FHIR_NAME.len();
     for cut in 1..hello.len() {
         let got = client_hello_sni(&hello[..cut]);
         if cut < 5 {
             assert_eq!(got, SniResult::Incomplete { needed: 5 }, "cut at {cut}");
         } else if cut < sni_end {
-            assert_eq!(got, SniResult::Incomplete { needed: hello.len() }, "cut at {cut}");
+            assert_eq!(
+                got,
+                SniResult::Incomplete {
+                    needed: hello.len()
+                },
+                "cut at {cut}"
+            );
         } else {
             assert_eq!(got, SniResult::Found(FHIR_NAME), "cut at {cut}");
         }
     }
-    assert_eq!(client_hello_sni(&tls_client_hello(None).unwrap()), SniResult::NoSni);
-    assert_eq!(tls_client_hello(Some("a.io")).unwrap(), tls_client_hello(Some("a.io")).unwrap());
-    assert_ne!(tls_client_hello(Some("a.io")).unwrap()[11..43], tls_client_hello(Some("b.io")).unwrap()[11..43]);
+    assert_eq!(
+        client_hello_sni(&tls_client_hello(None).unwrap()),
+        SniResult::NoSni
+    );
+    assert_eq!(
+        tls_client_hello(Some("a.io")).unwrap(),
+        tls_client_hello(Some("a.io")).unwrap()
+    );
+    assert_ne!(
+        tls_client_hello(Some("a.io")).unwrap()[11..43],
+        tls_client_hello(Some("b.io")).unwrap()[11..43]
+    );
 }
 
 #[test]
@@ -258,7 +341,14 @@ fn conversation_runs_handshake_request_reply_and_close() {
         assert_eq!(f.ts_ns, 5_000 + 10 * i as u64);
         assert!(checksums_ok(f.link, &f.data));
         let p = d.decode(LinkType::LinuxSll2, &f.data, f.ts_ns).unwrap();
-        let Transport::Tcp { seq, flags, payload, src_port, .. } = p.transport else {
+        let Transport::Tcp {
+            seq,
+            flags,
+            payload,
+            src_port,
+            ..
+        } = p.transport
+        else {
             panic!("not tcp")
         };
         seen.push((src_port == 50000, format!("{flags:?}"), seq, payload.len()));
@@ -281,10 +371,23 @@ fn conversation_runs_handshake_request_reply_and_close() {
     ];
     assert_eq!(seen, expected);
 
-    let reset = Conversation::new(Link::RawIp, c, s).close(Close::Reset).frames().unwrap();
+    let reset = Conversation::new(Link::RawIp, c, s)
+        .close(Close::Reset)
+        .frames()
+        .unwrap();
     assert_eq!(reset.len(), 4);
-    assert_eq!(Conversation::new(Link::RawIp, c, s).close(Close::Open).frames().unwrap().len(), 3);
-    assert_eq!(tcp_session(Link::Ethernet, c, s, b"hi", 0).unwrap().len(), 3 + 2 + 2 + 1 + 3);
+    assert_eq!(
+        Conversation::new(Link::RawIp, c, s)
+            .close(Close::Open)
+            .frames()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        tcp_session(Link::Ethernet, c, s, b"hi", 0).unwrap().len(),
+        3 + 2 + 2 + 1 + 3
+    );
 }
 
 #[test]
@@ -300,8 +403,14 @@ fn dns_exchange_is_a_query_and_its_answer() {
         1_000,
     )
     .unwrap();
-    assert_eq!(frames.iter().map(|f| f.ts_ns).collect::<Vec<_>>(), [1_000, 2_001_000]);
-    let (mut d1, mut d2) = (Decoder::new(DecoderConfig::default()), Decoder::new(DecoderConfig::default()));
+    assert_eq!(
+        frames.iter().map(|f| f.ts_ns).collect::<Vec<_>>(),
+        [1_000, 2_001_000]
+    );
+    let (mut d1, mut d2) = (
+        Decoder::new(DecoderConfig::default()),
+        Decoder::new(DecoderConfig::default()),
+    );
     let q = d1.decode(LinkType::Raw, &frames[0].data, 0).unwrap();
     assert_eq!(q.transport.ports(), Some((40000, 53)));
     let a = d2.decode(LinkType::Raw, &frames[1].data, 0).unwrap();
@@ -317,7 +426,14 @@ fn dns_exchange_is_a_query_and_its_answer() {
 
 #[test]
 fn capture_files_read_back_frame_for_frame() {
-    let mut frames = tcp_session(Link::Vlan(7), sa("10.0.0.1:1000"), sa("10.0.0.2:80"), b"GET", 1_500).unwrap();
+    let mut frames = tcp_session(
+        Link::Vlan(7),
+        sa("10.0.0.1:1000"),
+        sa("10.0.0.2:80"),
+        b"GET",
+        1_500,
+    )
+    .unwrap();
     let pcap = pcap_bytes(Link::Vlan(7), &frames).unwrap();
     let file = CaptureFile::from_bytes("t.pcap", pcap).unwrap();
     let read: Vec<(u64, u32, Vec<u8>)> = file
@@ -325,11 +441,25 @@ fn capture_files_read_back_frame_for_frame() {
         .map(|p| p.map(|p| (p.ts_ns, p.link_type, p.data.to_vec())).unwrap())
         .collect();
     // Classic pcap keeps microseconds.
-    let want: Vec<(u64, u32, Vec<u8>)> =
-        frames.iter().map(|f| (f.ts_ns / 1_000 * 1_000, 1, f.data.clone())).collect();
+    let want: Vec<(u64, u32, Vec<u8>)> = frames
+        .iter()
+        .map(|f| (f.ts_ns / 1_000 * 1_000, 1, f.data.clone()))
+        .collect();
     assert_eq!(read, want);
 
-    frames.extend(dns_exchange(Link::LinuxSll, sa("10.0.0.1:999"), sa("10.0.0.9:53"), "x.example", &[], &[], 1, 7).unwrap());
+    frames.extend(
+        dns_exchange(
+            Link::LinuxSll,
+            sa("10.0.0.1:999"),
+            sa("10.0.0.9:53"),
+            "x.example",
+            &[],
+            &[],
+            1,
+            7,
+        )
+        .unwrap(),
+    );
     let e = pcap_bytes(Link::Vlan(7), &frames).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -341,17 +471,26 @@ fn capture_files_read_back_frame_for_frame() {
         .packets()
         .map(|p| p.map(|p| (p.ts_ns, p.link_type, p.data.to_vec())).unwrap())
         .collect();
-    let want: Vec<(u64, u32, Vec<u8>)> =
-        frames.iter().map(|f| (f.ts_ns, f.link.linktype(), f.data.clone())).collect();
+    let want: Vec<(u64, u32, Vec<u8>)> = frames
+        .iter()
+        .map(|f| (f.ts_ns, f.link.linktype(), f.data.clone()))
+        .collect();
     assert_eq!(read, want);
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.pcapng");
     write_pcapng(&path, &frames).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), pcapng_bytes(&frames).unwrap());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        pcapng_bytes(&frames).unwrap()
+    );
     let missing = dir.path().join("no/such/dir/a.pcap");
     let e = write_pcap(&missing, Link::Ethernet, &[]).unwrap_err();
-    assert!(e.to_string().starts_with(&format!("cannot create {}: ", missing.display())), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot create {}: ", missing.display())),
+        "{e}"
+    );
 }
 
 #[test]

@@ -53,7 +53,7 @@ impl TableSink {
         }
     }
 
-    /// The summary as text: one block per kind, one line per (client, service).
+    /// The summary as text: a block per kind, three lines per (client, service).
     pub fn render(&self) -> String {
         let mut out = String::new();
         if self.groups.is_empty() {
@@ -69,29 +69,30 @@ impl TableSink {
                     .filter(|((k, _, _), _)| k == kind)
                     .map(|(_, g)| g.count)
                     .sum();
-                let _ = writeln!(out, "\n{} ({total})", kind.id());
-                let _ = writeln!(
-                    out,
-                    "  {:<8} {:<6} {:<40} {:<48} {:<26} {:<26} reason",
-                    "severity", "count", "client", "service", "first", "last"
-                );
+                let noun = if total == 1 { "finding" } else { "findings" };
+                let _ = writeln!(out, "\n{} ({total} {noun})", kind.id());
                 current = Some(*kind);
             }
+            let _ = writeln!(out, "  [{}] {client} -> {service}", g.severity);
             let _ = writeln!(
                 out,
-                "  {:<8} {:<6} {:<40} {:<48} {:<26} {:<26} [{}] {}",
-                g.severity,
+                "      {}x, {} .. {}, rule {}",
                 g.count,
-                client,
-                service,
-                eve_timestamp(g.first_ns),
-                eve_timestamp(g.last_ns),
-                g.rule,
-                g.reason
+                short_time(g.first_ns),
+                short_time(g.last_ns),
+                g.rule
             );
+            let _ = writeln!(out, "      {}", g.reason);
         }
         out
     }
+}
+
+/// `2025-03-03 09:00:01.100` (UTC, milliseconds).
+fn short_time(ns: u64) -> String {
+    let full = eve_timestamp(ns);
+    let date_time = full.get(..23).unwrap_or(&full);
+    date_time.replacen('T', " ", 1)
 }
 
 impl FindingSink for TableSink {

@@ -1,0 +1,223 @@
+//! The price of the sandbox: the example policy evaluated natively and in wasmtime, by
+//! batch size.
+//!
+//! The policy is `examples/fabrikam.toml`, compiled once into its rule image (for the
+//! native evaluator) and its WebAssembly module (for the sandbox, with the default
+//! limits: memory bound, epoch deadline, fresh instance after a trap). The flows look
+//! like a hospital network's: one in eight reaches the FHIR service through its private
+//! endpoint by SNI, a few resolve it to its public address (`pe-bypass`), some use SMB
+//! inside the VNet (rule `no-smb`), and most go to unrelated public sites, with or
+//! without a server name.
+//!
+//! For each batch size (1, 16, 64, 256, 1024), per flow:
+//!
+//! - `native`: `Evaluator::evaluate_flow` over borrowed flows, no batch at all;
+//! - `native_packed`: reading the packed batch and evaluating each flow natively, which
+//!   is what `NativeBackend` does inside a scan;
+//! - `sandbox_packed`: one `evaluate-flows-packed` call into the module with the packed
+//!   batch, which is what a scan does;
+//! - `sandbox_records`: one `evaluate-flows` call with the `list<record>` form, where
+//!   wasmtime lowers each record field by field;
+//! - `pack`: building the packed batch on the host, paid by both backends in a scan.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use linkward_guest::packed::{FlowBatchWriter, read_flows};
+use linkward_guest::record::{Finding, OwnedFlow, protocol};
+use linkward_guest::{Evaluator, Flow};
+use linkward_host::sandbox::{Limits, PolicyEngine, Sandbox};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+const SIZES: [usize; 5] = [1, 16, 64, 256, 1024];
+const FHIR: &str = "fabrikam-records.fhir.azurehealthcareapis.com";
+const FHIR_PRIVATELINK: &str = "fabrikam-records.privatelink.fhir.azurehealthcareapis.com";
+const DICOM: &str = "fabrikam-imaging.dicom.azurehealthcareapis.com";
+const OTHER_NAMES: [&str; 4] = [
+    "login.microsoftonline.com",
+    "www.example.org",
+    "updates.contoso.net",
+    "api.github.com",
+];
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> Option<IpAddr> {
+    Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
+}
+
+/// Flow `i` of the benchmark's traffic mix.
+fn flow(i: usize) -> OwnedFlow {
+    let (hi, lo) = ((i >> 8) as u8, i as u8);
+    let mut f = OwnedFlow {
+        src: v4(10, 1, 3 + hi % 100, lo),
+        src_port: 40_000 + (i % 20_000) as u16,
+        dst_port: 443,
+        protocol: protocol::TCP,
+        packets: 20 + (i % 50) as u64,
+        bytes: 12_000 + (i % 7_000) as u64 * 100,
+        first_seen_ns: 1_714_557_600_000_000_000 + i as u64 * 1_000_000,
+        ..OwnedFlow::default()
+    };
+    f.last_seen_ns = f.first_seen_ns + 2_000_000_000;
+    match i % 16 {
+        // Through the private endpoint, the right way.
+        0 | 8 => {
+            f.dst = v4(10, 1, 2, 5);
+            f.sni = Some(FHIR.into());
+            f.resolved_name = Some(FHIR.into());
+            f.cname_chain = vec![FHIR_PRIVATELINK.into()];
+        }
+        // DICOM over HTTP from the peered VNet.
+        4 => {
+            f.src = v4(10, 2, 7, lo);
+            f.dst = v4(10, 1, 2, 6);
+            f.dst_port = 80;
+            f.http_host = Some(DICOM.into());
+        }
+        // Resolved to the public address: pe-bypass.
+        5 => {
+            f.dst = v4(20, 37, 1, 9);
+            f.sni = Some(FHIR.into());
+            f.resolved_name = Some(FHIR.into());
+        }
+        // SMB inside the VNet: rule no-smb.
+        11 => {
+            f.dst = v4(10, 1, 9, lo);
+            f.dst_port = 445;
+        }
+        // Syslog over UDP to a collector.
+        12 => {
+            f.dst = v4(10, 1, 0, 20);
+            f.dst_port = 514;
+            f.protocol = protocol::UDP;
+        }
+        // Everything else: public sites, most with a server name.
+        n => {
+            f.dst = v4(203, 0, 113, lo);
+            if n % 3 != 0 {
+                f.sni = OTHER_NAMES.get(i % OTHER_NAMES.len()).map(|s| s.to_string());
+            }
+        }
+    }
+    f
+}
+
+fn pack(writer: &mut FlowBatchWriter, flows: &[OwnedFlow]) {
+    writer.clear();
+    for f in flows {
+        let chain: Vec<&str> = f.cname_chain.iter().map(String::as_str).collect();
+        writer.push(&f.view(), &chain);
+    }
+}
+
+fn native(evaluator: &Evaluator, views: &[Flow<'_>], out: &mut Vec<Finding>) -> usize {
+    out.clear();
+    for (i, f) in views.iter().enumerate() {
+        evaluator.evaluate_flow(i as u32, f, out);
+    }
+    out.len()
+}
+
+fn native_packed(evaluator: &Evaluator, batch: &[u8], out: &mut Vec<Finding>) -> usize {
+    out.clear();
+    if let Err(e) = read_flows(batch, |i, f| evaluator.evaluate_flow(i, f, out)) {
+        panic!("packed batch: {e}");
+    }
+    out.len()
+}
+
+fn kinds(findings: &[Finding]) -> Vec<(u32, &'static str)> {
+    let mut v: Vec<(u32, &'static str)> = findings.iter().map(|f| (f.index, f.kind.id())).collect();
+    v.sort();
+    v
+}
+
+fn guest_batch(c: &mut Criterion) {
+    let policy_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fabrikam.toml");
+    let text = std::fs::read_to_string(&policy_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", policy_path.display()));
+    let compiled = linkward_policy::compile::compile_source("fabrikam.toml", &text, None)
+        .unwrap_or_else(|e| panic!("fabrikam.toml: {e}"));
+    let engine = PolicyEngine::new(Limits::default()).unwrap_or_else(|e| panic!("engine: {e}"));
+    let module = engine
+        .load(&compiled.wasm)
+        .unwrap_or_else(|e| panic!("module: {e}"));
+    let evaluator = Evaluator::new(compiled.image);
+    let mut sandbox: Sandbox = module.sandbox();
+
+    let max = SIZES.iter().copied().max().unwrap_or(1);
+    let flows: Vec<OwnedFlow> = (0..max).map(flow).collect();
+    let views: Vec<Flow<'_>> = flows.iter().map(OwnedFlow::view).collect();
+    let mut writer = FlowBatchWriter::new();
+    let mut out = Vec::new();
+
+    // All four ways must report the same findings before any is worth timing.
+    pack(&mut writer, &flows);
+    native(&evaluator, &views, &mut out);
+    let expected = kinds(&out);
+    native_packed(&evaluator, writer.bytes(), &mut out);
+    assert_eq!(kinds(&out), expected, "native packed disagrees");
+    let packed = sandbox
+        .evaluate_flows_packed(writer.bytes(), flows.len())
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    assert_eq!(kinds(&packed), expected, "sandbox packed disagrees");
+    let records = sandbox
+        .evaluate_flow_records(&flows)
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    assert_eq!(kinds(&records), expected, "sandbox records disagree");
+    let count = |id: &str| expected.iter().filter(|(_, k)| *k == id).count();
+    assert_eq!(count("pe-bypass"), max / 16, "pe-bypass findings");
+    assert_eq!(count("rule"), max / 16, "rule findings");
+    eprintln!(
+        "guest_batch bench: {} flows, {} findings ({} bytes packed)",
+        flows.len(),
+        expected.len(),
+        writer.bytes().len()
+    );
+
+    let mut group = c.benchmark_group("guest_batch");
+    for n in SIZES {
+        let (Some(batch_flows), Some(batch_views)) = (flows.get(..n), views.get(..n)) else {
+            continue;
+        };
+        let mut batch = FlowBatchWriter::new();
+        pack(&mut batch, batch_flows);
+        let bytes = batch.bytes().to_vec();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
+            b.iter(|| black_box(native(&evaluator, batch_views, &mut out)))
+        });
+        group.bench_with_input(BenchmarkId::new("native_packed", n), &n, |b, _| {
+            b.iter(|| black_box(native_packed(&evaluator, &bytes, &mut out)))
+        });
+        group.bench_with_input(BenchmarkId::new("sandbox_packed", n), &n, |b, _| {
+            b.iter(|| match sandbox.evaluate_flows_packed(black_box(&bytes), n) {
+                Ok(found) => black_box(found.len()),
+                Err(e) => panic!("sandbox: {e}"),
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("sandbox_records", n), &n, |b, _| {
+            b.iter(|| match sandbox.evaluate_flow_records(black_box(batch_flows)) {
+                Ok(found) => black_box(found.len()),
+                Err(e) => panic!("sandbox: {e}"),
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("pack", n), &n, |b, _| {
+            b.iter(|| {
+                pack(&mut writer, batch_flows);
+                black_box(writer.bytes().len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = guest_batch
+}
+criterion_main!(benches);
