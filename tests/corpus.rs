@@ -1085,9 +1085,6 @@ fn wellformed_captures_agree_with_tshark() {
 /// A TCP connection is one flow: tshark's conversation table and linkward's flow records
 /// must count the same number per tuple.
 #[test]
-#[ignore = "linkward emits a new one-packet flow record for packets that arrive after a \
-            TCP connection closed (the last ACK of a FIN exchange, a RST after FIN), e.g. \
-            zeek__get.pcap frame 14"]
 fn each_tcp_connection_is_one_flow_record() {
     let Some((all, mut failures)) = all_views() else {
         return;

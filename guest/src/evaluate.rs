@@ -542,3 +542,216 @@ impl Evaluator {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Service, ServiceTag, TrustedOutbound};
+    use crate::record::{DnsAnswer, Flow};
+    use crate::vocab::{Feature, ServiceKind};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn image() -> Image {
+        Image {
+            workspace: "fabrikam".into(),
+            public_network_access_disabled: true,
+            public_network_access_line: 8,
+            services: vec![Service {
+                kind: ServiceKind::Fhir,
+                name: "records".into(),
+                fqdn: "fabrikam-records.fhir.azurehealthcareapis.com".into(),
+                privatelink_fqdn: "fabrikam-records.privatelink.fhir.azurehealthcareapis.com"
+                    .into(),
+                private_ip: Some(ip("10.1.2.5")),
+                public_ips: vec![],
+                line: 11,
+            }],
+            allowed_origins: vec!["10.1.0.0/16".parse().unwrap()],
+            allowed_origins_line: 24,
+            endpoint_subnet: Some("10.1.2.0/24".parse().unwrap()),
+            service_tags: vec![ServiceTag {
+                name: HEALTH_TAG.into(),
+                ranges: vec!["20.37.0.0/16".parse().unwrap()],
+                line: 31,
+            }],
+            trusted_outbound: vec![TrustedOutbound {
+                service: 0,
+                feature: Feature::Export,
+                names: vec!["*.blob.core.windows.net".into()],
+                ranges: vec![],
+                line: 33,
+            }],
+            rules: vec![
+                Rule {
+                    id: "no-smb".into(),
+                    action: Action::Deny,
+                    protocol: Some(6),
+                    src: vec![],
+                    dst: vec![],
+                    src_ports: vec![],
+                    dst_ports: vec![PortRange {
+                        first: 445,
+                        last: 445,
+                    }],
+                    names: vec![],
+                    severity: Severity::High,
+                    description: None,
+                    line: 38,
+                },
+                Rule {
+                    id: "tag-to-apps".into(),
+                    action: Action::Allow,
+                    protocol: None,
+                    src: vec![AddressMatch::Tag(0)],
+                    dst: vec![AddressMatch::Net("10.1.0.0/16".parse().unwrap())],
+                    src_ports: vec![],
+                    dst_ports: vec![],
+                    names: vec![],
+                    severity: Severity::Medium,
+                    description: None,
+                    line: 46,
+                },
+            ],
+            default_action: Some(Action::Allow),
+            ..Image::default()
+        }
+    }
+
+    fn flow(src: &str, dst: &str, port: u16) -> Flow<'static> {
+        Flow {
+            src: ip(src),
+            dst: ip(dst),
+            src_port: 50000,
+            dst_port: port,
+            protocol: 6,
+            from_flow_log: false,
+            denied_by_nsg: false,
+            resolved_name: None,
+            sni: None,
+            http_host: None,
+            packets: 1,
+            bytes: 60,
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+        }
+    }
+
+    fn kinds(e: &Evaluator, f: &Flow<'_>) -> Vec<FindingKind> {
+        let mut out = Vec::new();
+        e.evaluate_flow(7, f, &mut out);
+        assert!(out.iter().all(|x| x.index == 7));
+        out.iter().map(|x| x.kind).collect()
+    }
+
+    #[test]
+    fn names_in_any_case_identify_the_service() {
+        let e = Evaluator::new(image());
+        let mut f = flow("10.1.5.9", "20.37.1.10", 443);
+        f.sni = Some("Fabrikam-Records.FHIR.azurehealthcareapis.com.");
+        assert_eq!(kinds(&e, &f), vec![FindingKind::PeBypass]);
+        f.dst = ip("10.1.2.5");
+        assert_eq!(kinds(&e, &f), vec![]);
+    }
+
+    #[test]
+    fn one_finding_per_kind_and_the_first_rule_decides() {
+        let e = Evaluator::new(image());
+        let mut f = flow("10.1.5.9", "20.37.1.10", 445);
+        f.http_host = Some("fabrikam-records.fhir.azurehealthcareapis.com");
+        let mut out = Vec::new();
+        e.evaluate_flow(0, &f, &mut out);
+        let found: Vec<_> = out.iter().map(|x| (x.kind, x.rule.as_str(), x.line)).collect();
+        assert_eq!(
+            found,
+            vec![
+                (FindingKind::PeBypass, "pe-bypass", 11),
+                (FindingKind::Rule, "no-smb", 38)
+            ]
+        );
+        assert_eq!(out[1].action, Action::Deny);
+    }
+
+    #[test]
+    fn tag_only_allow_warns_and_trusted_targets_are_quiet() {
+        let e = Evaluator::new(image());
+        assert_eq!(
+            kinds(&e, &flow("20.37.4.4", "10.1.3.3", 443)),
+            vec![FindingKind::ServiceTagReliance]
+        );
+        let mut out = flow("20.37.4.4", "52.1.1.1", 443);
+        assert_eq!(kinds(&e, &out), vec![FindingKind::UntrustedOutbound]);
+        out.sni = Some("fabrikamexport.blob.core.windows.net");
+        assert_eq!(kinds(&e, &out), vec![]);
+    }
+
+    #[test]
+    fn origins_and_public_access() {
+        let e = Evaluator::new(image());
+        assert_eq!(
+            kinds(&e, &flow("192.168.1.1", "10.1.2.5", 443)),
+            vec![FindingKind::OriginNotAllowed]
+        );
+        let mut f = flow("198.51.100.7", "20.37.1.10", 443);
+        f.resolved_name = Some("fabrikam-records.fhir.azurehealthcareapis.com");
+        assert_eq!(kinds(&e, &f), vec![FindingKind::PublicAccess]);
+        let mut inferred = flow("10.1.5.9", "20.37.1.10", 443);
+        inferred.from_flow_log = true;
+        assert_eq!(kinds(&e, &inferred), vec![FindingKind::PeBypass]);
+    }
+
+    #[test]
+    fn dns_answers() {
+        let e = Evaluator::new(image());
+        let check = |chain: Vec<&'static str>, addrs: &[&str]| {
+            let a = DnsAnswer {
+                client: ip("10.1.5.9"),
+                server: ip("10.1.0.4"),
+                query: "fabrikam-records.fhir.azurehealthcareapis.com",
+                cname_chain: chain,
+                addresses: addrs.iter().map(|s| ip(s)).collect(),
+                ttl: 10,
+                timestamp_ns: 0,
+            };
+            let mut out = Vec::new();
+            e.evaluate_dns(0, &a, &mut out);
+            out.iter().map(|x| x.kind).collect::<Vec<_>>()
+        };
+        let pl = "fabrikam-records.privatelink.fhir.azurehealthcareapis.com";
+        assert_eq!(check(vec![pl], &["10.1.2.5"]), vec![]);
+        assert_eq!(
+            check(vec![], &["20.37.1.10"]),
+            vec![FindingKind::DnsPublicResolution]
+        );
+        assert_eq!(check(vec![pl], &["10.9.9.9"]), vec![FindingKind::DnsConflict]);
+        assert_eq!(check(vec![], &[]), vec![]);
+    }
+
+    #[test]
+    fn checks_can_be_turned_off_or_rated() {
+        let mut img = image();
+        img.checks = vec![
+            crate::image::CheckSetting {
+                kind: FindingKind::OriginNotAllowed,
+                enabled: false,
+                severity: None,
+                action: None,
+                line: 50,
+            },
+            crate::image::CheckSetting {
+                kind: FindingKind::UntrustedOutbound,
+                enabled: true,
+                severity: Some(Severity::Critical),
+                action: Some(Action::Deny),
+                line: 52,
+            },
+        ];
+        let e = Evaluator::new(img);
+        assert_eq!(kinds(&e, &flow("192.168.1.1", "10.1.2.5", 443)), vec![]);
+        let mut out = Vec::new();
+        e.evaluate_flow(0, &flow("20.37.4.4", "52.1.1.1", 443), &mut out);
+        assert_eq!((out[0].severity, out[0].action), (Severity::Critical, Action::Deny));
+    }
+}

@@ -90,6 +90,10 @@ impl FlowEntry {
     }
 }
 
+/// How long a closed TCP connection stays in the table to absorb its last ACKs and
+/// resets, so they are not taken for a new flow.
+const CLOSED_LINGER_NS: u64 = 10_000_000_000;
+
 /// Why a flow left the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Departure {
@@ -206,7 +210,13 @@ impl FlowTable {
             .map
             .iter()
             .filter(|(_, e)| {
-                let idle = if e.protocol == 6 { tcp } else { udp };
+                let idle = if e.finished() {
+                    CLOSED_LINGER_NS
+                } else if e.protocol == 6 {
+                    tcp
+                } else {
+                    udp
+                };
                 now_ns > e.last_ns.saturating_add(idle)
             })
             .map(|(k, _)| *k)

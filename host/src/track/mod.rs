@@ -121,6 +121,14 @@ impl Tracker {
             return false;
         }
         let mut departed = Vec::new();
+        // A closed connection lingers so its last ACKs and RSTs stay with it; a new SYN
+        // on the same ports is a new connection.
+        let reopened = matches!(packet.transport, Transport::Tcp { flags, .. }
+            if flags.syn() && !flags.contains(linkward_decode::TcpFlags::ACK))
+            && self.flows.get_mut(&key).is_some_and(|e| e.finished());
+        if reopened && let Some(e) = self.flows.remove(&key) {
+            departed.push((e, Departure::Finished));
+        }
         let entry = match self.flows.get_mut(&key) {
             Some(e) => e,
             None => {
@@ -164,15 +172,11 @@ impl Tracker {
             }
             _ => ready = !entry.evaluated,
         }
-        let finished = entry.finished();
         if ready {
             entry.evaluated = true;
             entry.hello_buffer = None;
             let subject = flow_subject(&self.dns, entry, input);
             self.ready.push(subject);
-        }
-        if finished && let Some(e) = self.flows.remove(&key) {
-            departed.push((e, Departure::Finished));
         }
         self.flows
             .sweep(now_ns, &mut |e, why| departed.push((e, why)));
