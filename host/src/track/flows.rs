@@ -91,8 +91,8 @@ impl FlowEntry {
 }
 
 /// How long a closed TCP connection stays in the table to absorb its last ACKs and
-/// resets, so they are not taken for a new flow.
-const CLOSED_LINGER_NS: u64 = 10_000_000_000;
+/// resets, so they are not taken for a new flow: 60 s of quiet, like TCP's TIME_WAIT.
+const CLOSED_LINGER_NS: u64 = 60_000_000_000;
 
 /// Why a flow left the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
