@@ -238,8 +238,10 @@ impl Evaluator {
         let named = self.service_by_name(flow);
         let by_public_ip = self.public_ips.get(&flow.dst).copied();
         // Flow logs carry no names: an address in the health tag's ranges stands in.
-        let inferred_by_tag =
-            flow.from_flow_log && named.is_none() && dst_public && self.health_tag.contains(flow.dst);
+        let inferred_by_tag = flow.from_flow_log
+            && named.is_none()
+            && dst_public
+            && self.health_tag.contains(flow.dst);
 
         // pe-bypass: an allowed client reaches a service somewhere other than its endpoint.
         if src_allowed {
@@ -264,10 +266,7 @@ impl Evaluator {
             } else if named.is_none() && (by_public_ip.is_some() || inferred_by_tag) {
                 let (what, line) = match by_public_ip.and_then(|i| self.image.services.get(i)) {
                     Some(svc) => (format!("public address of {}", svc.fqdn), svc.line),
-                    None => (
-                        format!("{HEALTH_TAG} range"),
-                        self.health_tag_line,
-                    ),
+                    None => (format!("{HEALTH_TAG} range"), self.health_tag_line),
                 };
                 self.emit(
                     out,
@@ -315,7 +314,10 @@ impl Evaluator {
 
         // origin-not-allowed: the private endpoint is reached from elsewhere.
         if !src_allowed {
-            let service = self.private_ips.get(&flow.dst).and_then(|&i| self.image.services.get(i));
+            let service = self
+                .private_ips
+                .get(&flow.dst)
+                .and_then(|&i| self.image.services.get(i));
             if service.is_some() || self.endpoint_subnet.contains(flow.dst) {
                 let what = service.map_or_else(
                     || "the private-endpoint subnet".to_string(),
@@ -336,8 +338,7 @@ impl Evaluator {
         }
 
         // untrusted-outbound: the services' own egress to a target nobody allowed.
-        if dst_public && self.health_tag.contains(flow.src) && !self.health_tag.contains(flow.dst)
-        {
+        if dst_public && self.health_tag.contains(flow.src) && !self.health_tag.contains(flow.dst) {
             let names = [flow.resolved_name, flow.sni, flow.http_host];
             let trusted = names
                 .iter()
@@ -542,7 +543,6 @@ impl Evaluator {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,7 +663,10 @@ mod tests {
         f.http_host = Some("fabrikam-records.fhir.azurehealthcareapis.com");
         let mut out = Vec::new();
         e.evaluate_flow(0, &f, &mut out);
-        let found: Vec<_> = out.iter().map(|x| (x.kind, x.rule.as_str(), x.line)).collect();
+        let found: Vec<_> = out
+            .iter()
+            .map(|x| (x.kind, x.rule.as_str(), x.line))
+            .collect();
         assert_eq!(
             found,
             vec![
@@ -725,7 +728,10 @@ mod tests {
             check(vec![], &["20.37.1.10"]),
             vec![FindingKind::DnsPublicResolution]
         );
-        assert_eq!(check(vec![pl], &["10.9.9.9"]), vec![FindingKind::DnsConflict]);
+        assert_eq!(
+            check(vec![pl], &["10.9.9.9"]),
+            vec![FindingKind::DnsConflict]
+        );
         assert_eq!(check(vec![], &[]), vec![]);
     }
 
@@ -752,6 +758,9 @@ mod tests {
         assert_eq!(kinds(&e, &flow("192.168.1.1", "10.1.2.5", 443)), vec![]);
         let mut out = Vec::new();
         e.evaluate_flow(0, &flow("20.37.4.4", "52.1.1.1", 443), &mut out);
-        assert_eq!((out[0].severity, out[0].action), (Severity::Critical, Action::Deny));
+        assert_eq!(
+            (out[0].severity, out[0].action),
+            (Severity::Critical, Action::Deny)
+        );
     }
 }

@@ -176,15 +176,27 @@ impl Image {
             .count();
         self.allowed_origins.len()
             + usize::from(self.endpoint_subnet.is_some())
-            + self.service_tags.iter().map(|t| t.ranges.len()).sum::<usize>()
-            + self.trusted_outbound.iter().map(|t| t.ranges.len()).sum::<usize>()
+            + self
+                .service_tags
+                .iter()
+                .map(|t| t.ranges.len())
+                .sum::<usize>()
+            + self
+                .trusted_outbound
+                .iter()
+                .map(|t| t.ranges.len())
+                .sum::<usize>()
             + rule_nets
     }
 
     /// Number of host names the image matches against.
     pub fn name_count(&self) -> usize {
         self.services.len() * 2
-            + self.trusted_outbound.iter().map(|t| t.names.len()).sum::<usize>()
+            + self
+                .trusted_outbound
+                .iter()
+                .map(|t| t.names.len())
+                .sum::<usize>()
             + self.rules.iter().map(|r| r.names.len()).sum::<usize>()
     }
 }

@@ -116,8 +116,10 @@ impl NameSet {
         if self.suffixes.is_empty() {
             return false;
         }
-        name.match_indices('.')
-            .any(|(at, _)| name.get(at + 1..).is_some_and(|s| self.suffixes.contains(s)))
+        name.match_indices('.').any(|(at, _)| {
+            name.get(at + 1..)
+                .is_some_and(|s| self.suffixes.contains(s))
+        })
     }
 }
 
@@ -174,10 +176,22 @@ mod tests {
             "255.255.255.255/32",
             "2001:db8::/32",
         ]));
-        for yes in ["10.1.0.0", "10.1.255.255", "10.2.3.4", "255.255.255.255", "2001:db8::1"] {
+        for yes in [
+            "10.1.0.0",
+            "10.1.255.255",
+            "10.2.3.4",
+            "255.255.255.255",
+            "2001:db8::1",
+        ] {
             assert!(set.contains(yes.parse().unwrap()), "{yes}");
         }
-        for no in ["10.0.255.255", "10.3.0.0", "0.0.0.0", "2001:db9::1", "::ffff:10.4.0.1"] {
+        for no in [
+            "10.0.255.255",
+            "10.3.0.0",
+            "0.0.0.0",
+            "2001:db9::1",
+            "::ffff:10.4.0.1",
+        ] {
             assert!(!set.contains(no.parse().unwrap()), "{no}");
         }
         assert!(set.contains("::ffff:10.1.0.1".parse().unwrap()));
@@ -201,7 +215,15 @@ mod tests {
 
     #[test]
     fn private_addresses() {
-        for p in ["10.0.0.1", "172.31.1.1", "192.168.1.1", "100.64.0.1", "127.0.0.1", "fd00::1", "fe80::1"] {
+        for p in [
+            "10.0.0.1",
+            "172.31.1.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "127.0.0.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
             assert!(is_private(p.parse().unwrap()), "{p}");
         }
         for p in ["20.37.1.10", "8.8.8.8", "100.128.0.1", "2001:db8::1"] {

@@ -74,7 +74,12 @@ impl FlowBatchWriter {
         b.extend_from_slice(&flow.dst_port.to_le_bytes());
         put_addr(b, flow.src);
         put_addr(b, flow.dst);
-        for n in [flow.packets, flow.bytes, flow.first_seen_ns, flow.last_seen_ns] {
+        for n in [
+            flow.packets,
+            flow.bytes,
+            flow.first_seen_ns,
+            flow.last_seen_ns,
+        ] {
             b.extend_from_slice(&n.to_le_bytes());
         }
         put_str(b, flow.resolved_name);
@@ -205,7 +210,11 @@ pub struct PackedError {
 
 impl fmt::Display for PackedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "packed batch invalid at byte {}: {}", self.offset, self.what)
+        write!(
+            f,
+            "packed batch invalid at byte {}: {}",
+            self.offset, self.what
+        )
     }
 }
 
@@ -436,7 +445,10 @@ mod tests {
         read_flows(w.bytes(), |i, f| seen.push((i, f.clone()))).unwrap();
         assert_eq!(seen, vec![(0, flow()), (1, flow())]);
         for cut in 0..w.bytes().len() {
-            assert!(read_flows(&w.bytes()[..cut], |_, _| {}).is_err(), "cut {cut}");
+            assert!(
+                read_flows(&w.bytes()[..cut], |_, _| {}).is_err(),
+                "cut {cut}"
+            );
         }
         w.clear();
         assert!(w.is_empty());

@@ -266,12 +266,20 @@ impl Batcher {
 
     /// Evaluates everything pending. DNS answers go first: they are older than the flows
     /// that use their names.
-    pub fn flush(&mut self, backend: &mut dyn Backend, sink: &mut dyn FindingSink) -> io::Result<()> {
+    pub fn flush(
+        &mut self,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> io::Result<()> {
         self.flush_dns(backend, sink)?;
         self.flush_flows(backend, sink)
     }
 
-    fn flush_flows(&mut self, backend: &mut dyn Backend, sink: &mut dyn FindingSink) -> io::Result<()> {
+    fn flush_flows(
+        &mut self,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> io::Result<()> {
         if self.flows.is_empty() {
             return Ok(());
         }
@@ -285,7 +293,11 @@ impl Batcher {
         Ok(())
     }
 
-    fn flush_dns(&mut self, backend: &mut dyn Backend, sink: &mut dyn FindingSink) -> io::Result<()> {
+    fn flush_dns(
+        &mut self,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> io::Result<()> {
         if self.dns.is_empty() {
             return Ok(());
         }

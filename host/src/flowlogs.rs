@@ -135,7 +135,10 @@ fn subject_of(flow: &linkward_flowlog::AggregatedFlow, input: u32) -> FlowSubjec
         bytes: flow.bytes_sent + flow.bytes_received,
         resolved_name: flow.name.clone(),
         cname_chain: Arc::from(Vec::new()),
-        sni: flow.sni.as_deref().map(|s| s.to_ascii_lowercase().into_boxed_str()),
+        sni: flow
+            .sni
+            .as_deref()
+            .map(|s| s.to_ascii_lowercase().into_boxed_str()),
         http_host: flow
             .http_host
             .as_deref()

@@ -38,6 +38,9 @@ impl Default for ScanOptions {
     }
 }
 
+/// Sees every record on its way to the evaluator.
+pub type RecordObserver = Box<dyn FnMut(&Subject) + Send>;
+
 /// Counters of flow-record input (flow logs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowRecordStats {
@@ -70,7 +73,7 @@ pub struct Pipeline {
     packets: PacketStats,
     flow_records: FlowRecordStats,
     shard_index: u64,
-    observer: Option<Box<dyn FnMut(&Subject) + Send>>,
+    observer: Option<RecordObserver>,
 }
 
 impl Pipeline {
@@ -80,7 +83,7 @@ impl Pipeline {
             None => None,
         };
         Ok(Pipeline {
-            decoder: Decoder::new(options.decoder.clone()),
+            decoder: Decoder::new(options.decoder),
             tracker: Tracker::new(options.tracker.clone()),
             batcher: Batcher::new(options.batch_size, options.fail_open),
             bpf,
@@ -114,7 +117,11 @@ impl Pipeline {
                     match verdict {
                         Ok(_) => self.packets.filtered += 1,
                         Err(_) => {
-                            *self.packets.skipped.entry("bpf-unsupported-link").or_default() += 1
+                            *self
+                                .packets
+                                .skipped
+                                .entry("bpf-unsupported-link")
+                                .or_default() += 1
                         }
                     }
                 }
@@ -152,7 +159,7 @@ impl Pipeline {
     }
 
     /// Sees every record as it goes to the evaluator (for record dumps and debugging).
-    pub fn set_observer(&mut self, observer: Box<dyn FnMut(&Subject) + Send>) {
+    pub fn set_observer(&mut self, observer: RecordObserver) {
         self.observer = Some(observer);
     }
 

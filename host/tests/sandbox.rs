@@ -79,7 +79,10 @@ fn compiled_module_loads_reports_metadata_and_evaluates_both_forms() {
         .evaluate_flow_records(&[good.clone(), bypass_flow()])
         .unwrap();
     assert_eq!(records.len(), 1);
-    assert_eq!((records[0].index, records[0].kind), (1, FindingKind::PeBypass));
+    assert_eq!(
+        (records[0].index, records[0].kind),
+        (1, FindingKind::PeBypass)
+    );
 
     let mut batch = FlowBatchWriter::new();
     batch.push(&good.view(), &[]);
@@ -102,8 +105,13 @@ fn compiled_module_loads_reports_metadata_and_evaluates_both_forms() {
 fn malformed_packed_batch_is_rejected_not_trapped() {
     let module = engine().load(&module_bytes()).unwrap();
     let mut sandbox = module.sandbox();
-    let err = sandbox.evaluate_flows_packed(b"LWF1\x05\0\0\0", 5).unwrap_err();
-    assert!(matches!(err, SandboxError::Rejected(ref m) if m.contains("truncated")), "{err}");
+    let err = sandbox
+        .evaluate_flows_packed(b"LWF1\x05\0\0\0", 5)
+        .unwrap_err();
+    assert!(
+        matches!(err, SandboxError::Rejected(ref m) if m.contains("truncated")),
+        "{err}"
+    );
     assert_eq!(sandbox.instantiations(), 1);
 }
 
@@ -160,10 +168,14 @@ fn one_flow_batch() -> Vec<u8> {
 
 #[test]
 fn endless_loop_is_stopped_at_the_deadline_and_the_next_call_gets_a_fresh_instance() {
-    let module = engine().load(&hostile("(loop (br 0)) (i32.const 1024)")).unwrap();
+    let module = engine()
+        .load(&hostile("(loop (br 0)) (i32.const 1024)"))
+        .unwrap();
     let mut sandbox = module.sandbox();
     let started = Instant::now();
-    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    let err = sandbox
+        .evaluate_flows_packed(&one_flow_batch(), 1)
+        .unwrap_err();
     assert!(matches!(err, SandboxError::Trap(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(20));
     // The instance is retired; metadata still answers from a fresh one.
@@ -176,7 +188,9 @@ fn memory_growth_is_capped() {
     let body = "(loop (drop (memory.grow (i32.const 16))) (br 0)) (i32.const 1024)";
     let module = engine().load(&hostile(body)).unwrap();
     let mut sandbox = module.sandbox();
-    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    let err = sandbox
+        .evaluate_flows_packed(&one_flow_batch(), 1)
+        .unwrap_err();
     assert!(matches!(err, SandboxError::Trap(_)), "{err}");
     assert!(err.to_string().contains("memory"), "{err}");
 }
@@ -185,9 +199,13 @@ fn memory_growth_is_capped() {
 fn a_trap_costs_only_the_batch() {
     let module = engine().load(&hostile("unreachable")).unwrap();
     let mut sandbox = module.sandbox();
-    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    let err = sandbox
+        .evaluate_flows_packed(&one_flow_batch(), 1)
+        .unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
-    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    let err = sandbox
+        .evaluate_flows_packed(&one_flow_batch(), 1)
+        .unwrap_err();
     assert!(matches!(err, SandboxError::Trap(_)));
     assert_eq!(sandbox.instantiations(), 2);
 }
@@ -202,9 +220,17 @@ fn huge_results_are_refused() {
       (i32.const 2048)";
     let module = engine().load(&hostile(body)).unwrap();
     let mut sandbox = module.sandbox();
-    let err = sandbox.evaluate_flows_packed(&one_flow_batch(), 1).unwrap_err();
+    let err = sandbox
+        .evaluate_flows_packed(&one_flow_batch(), 1)
+        .unwrap_err();
     assert!(
-        matches!(err, SandboxError::TooManyFindings { findings: 100_000, records: 1 }),
+        matches!(
+            err,
+            SandboxError::TooManyFindings {
+                findings: 100_000,
+                records: 1
+            }
+        ),
         "{err}"
     );
     // A list that points outside memory is a trap, not a host crash.
@@ -230,13 +256,16 @@ fn foreign_contract_versions_and_imports_are_refused() {
   (export "linkward:policy/evaluator@2.0.0" (instance $ev)))"#;
     let err = engine().load(&wat::parse_str(v2).unwrap()).err().unwrap();
     assert!(
-        err.to_string().contains("linkward:policy@2.0.0, this host speaks 1.x"),
+        err.to_string()
+            .contains("linkward:policy@2.0.0, this host speaks 1.x"),
         "{err}"
     );
     let with_import = r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#;
-    let err = engine().load(&wat::parse_str(with_import).unwrap()).err().unwrap();
+    let err = engine()
+        .load(&wat::parse_str(with_import).unwrap())
+        .err()
+        .unwrap();
     assert!(matches!(err, SandboxError::HasImports(ref n) if n == "wasi:clocks/wall-clock@0.2.0"));
     let err = engine().load(b"\0asm\x01\0\0\0").err().unwrap();
     assert!(matches!(err, SandboxError::Compile(_)), "{err}");
 }
-

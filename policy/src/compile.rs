@@ -72,7 +72,10 @@ pub fn to_image(policy: &Policy, source: &str, warnings: &[Diagnostic]) -> Image
         .map(|s| {
             let name = s.name.to_ascii_lowercase();
             // MedTech has no endpoint of its own; its names never match a flow.
-            let zone = s.kind.public_zone().unwrap_or("medtech.azurehealthcareapis.com");
+            let zone = s
+                .kind
+                .public_zone()
+                .unwrap_or("medtech.azurehealthcareapis.com");
             let (base, zone_rest) = zone.split_once('.').unwrap_or((zone, ""));
             image::Service {
                 kind: s.kind,

@@ -9,8 +9,8 @@
 
 use thiserror::Error;
 use wasm_encoder::{
-    CodeSection, CustomSection, DataCountSection, DataSection, ExportKind, ExportSection,
-    Function, Instruction, RawSection,
+    CodeSection, CustomSection, DataCountSection, DataSection, ExportKind, ExportSection, Function,
+    Instruction, RawSection,
 };
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType};
 
@@ -183,9 +183,7 @@ pub fn embed_image(core: &[u8], image: &[u8]) -> Result<Vec<u8>, ModuleError> {
             }
             Payload::CodeSectionStart { count, .. } => {
                 if !layout.has_data_count {
-                    module.section(&DataCountSection {
-                        count: segment + 1,
-                    });
+                    module.section(&DataCountSection { count: segment + 1 });
                 }
                 code = Some((CodeSection::new(), count));
             }

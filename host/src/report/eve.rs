@@ -167,7 +167,11 @@ impl<W: Write> FindingSink for EveSink<W> {
                 linkward.bytes = Some(f.bytes);
                 linkward.denied_by_nsg = f.denied_by_nsg;
                 linkward.log_rule = f.log_rule.as_deref();
-                linkward.source = Some(if f.from_flow_log { "flow-log" } else { "packets" });
+                linkward.source = Some(if f.from_flow_log {
+                    "flow-log"
+                } else {
+                    "packets"
+                });
                 if f.sni.is_some() {
                     Some("tls")
                 } else if f.http_host.is_some() {
@@ -193,7 +197,10 @@ impl<W: Write> FindingSink for EveSink<W> {
             dest_port: dport,
             proto: proto_name(proto),
             app_proto,
-            pcap_filename: self.inputs.get(subject.input() as usize).map(String::as_str),
+            pcap_filename: self
+                .inputs
+                .get(subject.input() as usize)
+                .map(String::as_str),
             community_id: community_id(src, sport, dst, dport, proto),
             alert: Alert {
                 action: if report.action == Action::Deny {

@@ -11,7 +11,13 @@ use std::net::IpAddr;
 
 /// Community ID v1 of a flow (seed 0): the same string Zeek, Suricata and others print,
 /// so a finding can be joined with their logs.
-pub fn community_id(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, protocol: u8) -> String {
+pub fn community_id(
+    src: IpAddr,
+    src_port: u16,
+    dst: IpAddr,
+    dst_port: u16,
+    protocol: u8,
+) -> String {
     let (a, b) = ((src, src_port), (dst, dst_port));
     // Ports are only ordered for protocols that have them.
     let ordered = if a <= b { (a, b) } else { (b, a) };

@@ -178,7 +178,10 @@ impl PolicyEngine {
             }
         }
         let version = found.ok_or(SandboxError::NotAPolicyModule)?;
-        let major = version.split('.').next().and_then(|m| m.parse::<u32>().ok());
+        let major = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok());
         if major != Some(CONTRACT_MAJOR) {
             return Err(SandboxError::ContractVersion { found: version });
         }
@@ -220,9 +223,7 @@ fn run_self_tests(sandbox: &mut Sandbox, cases: &[TestCase]) -> Result<(), Sandb
         got.sort();
         expected.sort();
         if got != expected {
-            let list = |v: &[FindingKind]| {
-                v.iter().map(|k| k.id()).collect::<Vec<_>>().join(", ")
-            };
+            let list = |v: &[FindingKind]| v.iter().map(|k| k.id()).collect::<Vec<_>>().join(", ");
             return Err(SandboxError::SelfTest {
                 name: case.name.clone(),
                 expected: list(&expected),
@@ -384,7 +385,10 @@ impl Sandbox {
         batch: &[u8],
         records: usize,
     ) -> Result<Vec<Finding>, SandboxError> {
-        let result = self.call(|s, i| i.linkward_policy_evaluator().call_evaluate_dns_packed(s, batch))?;
+        let result = self.call(|s, i| {
+            i.linkward_policy_evaluator()
+                .call_evaluate_dns_packed(s, batch)
+        })?;
         self.check(result.map_err(SandboxError::Rejected)?, records)
     }
 
@@ -394,7 +398,8 @@ impl Sandbox {
         flows: &[OwnedFlow],
     ) -> Result<Vec<Finding>, SandboxError> {
         let batch: Vec<wit::Flow> = flows.iter().map(flow_to_wit).collect();
-        let found = self.call(|s, i| i.linkward_policy_evaluator().call_evaluate_flows(s, &batch))?;
+        let found =
+            self.call(|s, i| i.linkward_policy_evaluator().call_evaluate_flows(s, &batch))?;
         self.check(found, flows.len())
     }
 
@@ -410,7 +415,11 @@ impl Sandbox {
 
     /// Refuses answers no honest module gives: too many findings, or findings about
     /// records that were not in the batch.
-    fn check(&mut self, found: Vec<wit::Finding>, records: usize) -> Result<Vec<Finding>, SandboxError> {
+    fn check(
+        &mut self,
+        found: Vec<wit::Finding>,
+        records: usize,
+    ) -> Result<Vec<Finding>, SandboxError> {
         let limit = records.saturating_mul(self.module.inner.engine.limits.max_findings_per_record);
         if found.len() > limit {
             self.live = None;

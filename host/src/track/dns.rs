@@ -96,7 +96,10 @@ mod tests {
         let chain: Arc<[Box<str>]> = Arc::from(vec!["b.example".into()]);
         let addr: IpAddr = "20.37.1.10".parse().unwrap();
         t.record(client, &name, &chain, &[addr], 30, 1_000_000_000);
-        assert_eq!(&*t.lookup(client, addr, 36_000_000_000).unwrap().name, "a.example");
+        assert_eq!(
+            &*t.lookup(client, addr, 36_000_000_000).unwrap().name,
+            "a.example"
+        );
         assert!(t.lookup(client, addr, 36_000_000_001).is_none());
         assert!(t.lookup("10.1.5.10".parse().unwrap(), addr, 2).is_none());
         for i in 0..100u8 {

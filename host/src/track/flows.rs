@@ -26,10 +26,8 @@ impl FlowKey {
 
     /// A hash that is the same for both directions, for splitting work over workers.
     pub fn shard_hash(&self) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = rustc_hash::FxBuildHasher.build_hasher();
-        self.hash(&mut h);
-        h.finish()
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(self)
     }
 }
 
@@ -258,7 +256,10 @@ mod tests {
         let b = FlowKey::new(ip("10.0.0.2"), 443, ip("10.0.0.1"), 5000, 6);
         assert_eq!(a, b);
         assert_eq!(a.shard_hash(), b.shard_hash());
-        assert_ne!(a, FlowKey::new(ip("10.0.0.1"), 5000, ip("10.0.0.2"), 443, 17));
+        assert_ne!(
+            a,
+            FlowKey::new(ip("10.0.0.1"), 5000, ip("10.0.0.2"), 443, 17)
+        );
     }
 
     #[test]

@@ -71,7 +71,9 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Tracker {
         Tracker {
-            shard: config.shard.filter(|&(index, count)| count > 1 && index < count),
+            shard: config
+                .shard
+                .filter(|&(index, count)| count > 1 && index < count),
             flows: FlowTable::new(config.flows),
             dns: DnsTracker::new(config.dns_max_entries, config.dns_grace_secs),
             ready: Vec::new(),
@@ -112,8 +114,10 @@ impl Tracker {
         let owned = self
             .shard
             .is_none_or(|(index, count)| key.shard_hash() % count == index);
-        if matches!(packet.transport, Transport::Udp { .. } | Transport::Tcp { .. })
-            && (src_port == 53 || src_port == 5353)
+        if matches!(
+            packet.transport,
+            Transport::Udp { .. } | Transport::Tcp { .. }
+        ) && (src_port == 53 || src_port == 5353)
         {
             self.on_dns(packet, now_ns, input, owned);
         }
@@ -165,7 +169,12 @@ impl Tracker {
                 }
                 if !entry.evaluated {
                     if from_client && !payload.is_empty() {
-                        ready = identify(entry, payload, &mut self.sni_seen, &mut self.http_hosts_seen);
+                        ready = identify(
+                            entry,
+                            payload,
+                            &mut self.sni_seen,
+                            &mut self.http_hosts_seen,
+                        );
                     }
                     ready |= entry.packets >= PACKETS_BEFORE_EVALUATION || entry.finished();
                 }
@@ -305,7 +314,12 @@ fn flow_subject(dns: &DnsTracker, e: &FlowEntry, input: u32) -> Subject {
 
 /// Looks for the flow's identity in a client payload. Returns true when the flow can be
 /// evaluated now (identity found, or the payload is neither TLS nor HTTP).
-fn identify(entry: &mut FlowEntry, payload: &[u8], sni_seen: &mut u64, hosts_seen: &mut u64) -> bool {
+fn identify(
+    entry: &mut FlowEntry,
+    payload: &[u8],
+    sni_seen: &mut u64,
+    hosts_seen: &mut u64,
+) -> bool {
     let mut buffered = entry.hello_buffer.take();
     let data: &[u8] = match buffered.as_mut() {
         Some(buf) => {
