@@ -269,3 +269,61 @@ fn foreign_contract_versions_and_imports_are_refused() {
     let err = engine().load(b"\0asm\x01\0\0\0").err().unwrap();
     assert!(matches!(err, SandboxError::Compile(_)), "{err}");
 }
+
+/// A module that fails costs its batch: fail-closed reports every record of it as an
+/// `evaluation-error`, fail-open only counts the failure; the next batch is evaluated
+/// by a fresh instance either way.
+#[test]
+fn failed_batches_are_reported_fail_closed_or_counted_fail_open() {
+    use linkward_host::evaluation::{Batcher, CollectSink, ReportKind, SandboxBackend};
+    use linkward_host::subject::FlowSubject;
+    use std::sync::Arc;
+
+    let module = engine().load(&hostile("unreachable")).unwrap();
+    let subject = |port: u16| FlowSubject {
+        src: "10.1.5.9".parse().unwrap(),
+        dst: "20.37.1.10".parse().unwrap(),
+        src_port: port,
+        dst_port: 443,
+        protocol: 6,
+        first_seen_ns: 0,
+        last_seen_ns: 0,
+        packets: 1,
+        bytes: 60,
+        resolved_name: None,
+        cname_chain: Arc::from(Vec::new()),
+        sni: None,
+        http_host: None,
+        from_flow_log: false,
+        denied_by_nsg: false,
+        log_rule: None,
+        input: 0,
+    };
+    for fail_open in [false, true] {
+        let mut backend = SandboxBackend::new(&module);
+        let mut sink = CollectSink::default();
+        let mut batcher = Batcher::new(2, fail_open);
+        for port in 1..=5 {
+            batcher
+                .push_flow(subject(port), &mut backend, &mut sink)
+                .unwrap();
+        }
+        batcher.flush(&mut backend, &mut sink).unwrap();
+        assert_eq!(batcher.stats.module_errors, 3, "fail_open={fail_open}");
+        assert_eq!(batcher.stats.flows_evaluated, 5);
+        if fail_open {
+            assert!(sink.reports.is_empty());
+        } else {
+            let ports: Vec<u16> = sink
+                .reports
+                .iter()
+                .map(|(s, r)| {
+                    assert_eq!(r.kind, ReportKind::EvaluationError);
+                    assert!(r.reason.contains("unreachable"), "{}", r.reason);
+                    s.endpoints().1
+                })
+                .collect();
+            assert_eq!(ports, vec![1, 2, 3, 4, 5]);
+        }
+    }
+}
