@@ -12,7 +12,9 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("policy/ sits in the workspace root");
+    let root = manifest_dir
+        .parent()
+        .expect("policy/ sits in the workspace root");
     let guest = root.join("guest");
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     let target_dir = out.join("guest-target");
@@ -25,7 +27,12 @@ fn main() {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&guest)
         .args(["rustc", "--lib", "--release", "--locked"])
-        .args(["--target", "wasm32-unknown-unknown", "--crate-type", "cdylib"])
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--crate-type",
+            "cdylib",
+        ])
         .arg("--manifest-path")
         .arg(guest.join("Cargo.toml"))
         .arg("--target-dir")

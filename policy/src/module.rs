@@ -236,3 +236,85 @@ pub fn embed_image(core: &[u8], image: &[u8]) -> Result<Vec<u8>, ModuleError> {
     }
     Ok(module.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GUEST_LIKE: &str = r#"(module
+        (memory (export "memory") 1)
+        (data (i32.const 16) "static")
+        (func (export "linkward_image_len") (result i32) (i32.const 0))
+        (func (export "linkward_image_copy") (param i32))
+        (func (export "other") (result i32) (call 0)))"#;
+
+    fn exports(module: &[u8]) -> Vec<String> {
+        let mut names = Vec::new();
+        for payload in Parser::new(0).parse_all(module) {
+            if let Payload::ExportSection(r) = payload.unwrap() {
+                names.extend(r.into_iter().map(|e| e.unwrap().name.to_string()));
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn embedding_appends_a_passive_segment_and_hides_the_hooks() {
+        let core = wat::parse_str(GUEST_LIKE).unwrap();
+        let patched = embed_image(&core, b"rule image bytes").unwrap();
+        wasmparser::Validator::new().validate_all(&patched).unwrap();
+        assert_eq!(exports(&patched), vec!["memory", "other"]);
+        let mut segments = Vec::new();
+        for payload in Parser::new(0).parse_all(&patched) {
+            if let Payload::DataSection(r) = payload.unwrap() {
+                for d in r {
+                    let d = d.unwrap();
+                    segments.push((
+                        matches!(d.kind, wasmparser::DataKind::Passive),
+                        d.data.to_vec(),
+                    ));
+                }
+            }
+        }
+        assert_eq!(
+            segments,
+            vec![
+                (false, b"static".to_vec()),
+                (true, b"rule image bytes".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_module_without_hooks_or_with_wrong_signatures_is_refused() {
+        let no_hooks = wat::parse_str("(module (memory 1))").unwrap();
+        assert!(matches!(
+            embed_image(&no_hooks, b"x"),
+            Err(ModuleError::MissingHook(LEN_HOOK))
+        ));
+        let wrong = wat::parse_str(
+            r#"(module (memory 1)
+                (func (export "linkward_image_len") (result i64) (i64.const 0))
+                (func (export "linkward_image_copy") (param i32)))"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            embed_image(&wrong, b"x"),
+            Err(ModuleError::MissingHook(LEN_HOOK))
+        ));
+        assert!(matches!(
+            embed_image(b"junk", b"x"),
+            Err(ModuleError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn the_generic_guest_carries_the_hooks() {
+        let patched = embed_image(GENERIC_GUEST, b"img").unwrap();
+        assert!(
+            !exports(&patched)
+                .iter()
+                .any(|e| e.starts_with("linkward_image"))
+        );
+    }
+}
