@@ -37,8 +37,7 @@ fn sock(a: [u8; 4], port: u16) -> SocketAddr {
 /// 6. `20.37.5.5` reaches the application `10.1.3.3:443`, allowed only through the
 ///    service tag (service-tag-reliance).
 ///
-/// Clients end each connection with a reset after the server's reply, so every
-/// connection is one flow however a scanner treats the packets after a FIN exchange.
+/// Connections close with a FIN exchange, except the SMB one, which the client resets.
 pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
     let link = Link::Ethernet;
     let second = 1_000_000_000u64;
@@ -61,7 +60,6 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([10, 1, 5, 9], 50_000), sock([10, 1, 2, 5], 443))
             .request(&tls_client_hello(Some(FHIR_NAME))?)
             .reply(&reply)
-            .close(Close::Reset)
             .start_ns(DEMO_START_NS + second / 10)
             .frames()?,
     );
@@ -85,7 +83,6 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         )
         .request(&tls_client_hello(Some(FHIR_NAME))?)
         .reply(&reply)
-        .close(Close::Reset)
         .start_ns(DEMO_START_NS + second + second / 10)
         .frames()?,
     );
@@ -98,7 +95,6 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         )
         .request(&http_get(DICOM_NAME, "/v1/studies?PatientID=12345"))
         .reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-        .close(Close::Reset)
         .start_ns(DEMO_START_NS + 2 * second)
         .frames()?,
     );
@@ -122,7 +118,6 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         )
         .request(&tls_client_hello(Some("evil.example.net"))?)
         .reply(&reply)
-        .close(Close::Reset)
         .start_ns(DEMO_START_NS + 4 * second)
         .frames()?,
     );
@@ -131,7 +126,6 @@ pub fn demo_frames() -> Result<Vec<Frame>, SynthError> {
         Conversation::new(link, sock([20, 37, 5, 5], 50_005), sock([10, 1, 3, 3], 443))
             .request(&tls_client_hello(Some("app.fabrikam.example"))?)
             .reply(&reply)
-            .close(Close::Reset)
             .start_ns(DEMO_START_NS + 5 * second)
             .frames()?,
     );

@@ -156,12 +156,8 @@ enum Kind {
     Origin,
 }
 
-/// Fixed packets of a TCP session: handshake, request, and the client's reset.
-///
-/// Sessions end with a reset (as TLS clients often abort once they have what they
-/// need) rather than a FIN exchange: the final ACK of a FIN exchange arrives after
-/// linkward's flow table has closed the flow and would be counted as a flow of its own.
-const TCP_FIXED: u64 = 5;
+/// Fixed packets of a TCP session: handshake, request, and the FIN, FIN, ACK close.
+const TCP_FIXED: u64 = 7;
 
 impl Kind {
     fn flows(self) -> u32 {
@@ -462,7 +458,7 @@ pub fn generate<W: Write>(config: &GenConfig, writer: W) -> Result<GenSummary, S
         summary.bytes_captured += kept.len() as u64;
         summary.bytes_on_wire += u64::from(wire);
         summary.last_ns = t;
-        t += 1_000 + rng.below(2_000);
+        t = t.saturating_add(1_000 + rng.below(2_000));
         session.step += 1;
         if session.step >= session.total_packets() {
             active.swap_remove(pick);
@@ -512,7 +508,7 @@ fn emit(
     b: &FrameBuilder,
     buf: &mut Vec<u8>,
 ) -> Result<Role, SynthError> {
-    use tcp_flags::{ACK, FIN, PSH, RST, SYN};
+    use tcp_flags::{ACK, FIN, PSH, SYN};
     let dns_steps = if s.kind.has_dns() { 2 } else { 0 };
     let id = (s.n as u16).wrapping_mul(0x9e37);
     if s.step < dns_steps {
@@ -576,9 +572,19 @@ fn emit(
                 flags: ACK,
                 payload: &p.data,
             },
+            n if n == 4 + s.data => Packet::Tcp {
+                from_client: true,
+                flags: FIN | ACK,
+                payload: &[],
+            },
+            n if n == 5 + s.data => Packet::Tcp {
+                from_client: false,
+                flags: FIN | ACK,
+                payload: &[],
+            },
             _ => Packet::Tcp {
                 from_client: true,
-                flags: RST | ACK,
+                flags: ACK,
                 payload: &[],
             },
         }
