@@ -1155,8 +1155,6 @@ fn a_blob_directory_is_walked_in_time_order() {
 }
 
 #[test]
-#[ignore = "the host aggregates each blob separately: a flow continuing across an hour \
-            boundary is opened (and evaluated) again in the next hour's blob"]
 fn a_flow_across_an_hour_boundary_is_evaluated_once() {
     let w = Workdir::new();
     let first = "y=2024/m=05/d=01/h=10/m=00/macAddress=00224871C205/PT1H.json";
@@ -1399,8 +1397,6 @@ fn json_that_is_not_a_flow_log_is_refused() {
 }
 
 #[test]
-#[ignore = "scan tells flow logs from captures by their first 64 bytes only, so a flow log \
-            that starts with more whitespace is opened as a capture and refused"]
 fn a_flow_log_after_long_leading_whitespace_is_still_a_flow_log() {
     let w = Workdir::new();
     let tuple = "1714557600000,10.1.0.4,20.37.1.10,51800,443,6,O,B,NX,0,0,0,0";

@@ -6,7 +6,8 @@ use crate::evaluation::{Backend, FindingSink};
 use crate::pipeline::{Pipeline, ScanError};
 use crate::subject::FlowSubject;
 use linkward_flowlog::{
-    FlowAggregator, FlowEvent, FlowLogError, MalformedTuple, TupleEvent, read_flow_log_file,
+    AggregatedFlow, FlowAggregator, FlowEvent, FlowLogError, MalformedTuple, TupleEvent,
+    read_flow_log_file,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -45,19 +46,144 @@ pub struct FlowLogOutcome {
     pub error: Option<FlowLogError>,
 }
 
-/// True when the file looks like a flow log (JSON) rather than a capture.
-pub fn looks_like_flow_log(head: &[u8]) -> bool {
+/// True when the bytes look like a flow log (JSON) rather than a capture: after a
+/// byte-order mark and any whitespace, the first byte opens a JSON object or array.
+/// `None` when `head` is only whitespace so far (read more to decide).
+pub fn looks_like_flow_log(head: &[u8]) -> Option<bool> {
     let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
     text.iter()
         .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{' || *b == b'[')
+        .map(|b| *b == b'{' || *b == b'[')
+}
+
+/// Decides whether the file at `path` is a flow log, reading past any amount of
+/// leading whitespace (up to 1 MiB).
+pub fn is_flow_log_file(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while head.len() < (1 << 20) {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(answer) = looks_like_flow_log(&head) {
+            return Ok(answer);
+        }
+    }
+    Ok(false)
 }
 
 fn describe(name: &str, m: &MalformedTuple) -> String {
     format!("{name}: {m}")
 }
 
-/// Reads one flow-log file and evaluates its flows through `pipeline`.
+/// Reads flow-log files one after the other and evaluates their flows through a
+/// pipeline. One aggregator spans all files, so a flow that continues from one hourly
+/// blob into the next is evaluated once; [`FlowLogReader::finish`] evaluates the flows
+/// whose first tuple was seen but that are still open at the end.
+pub struct FlowLogReader {
+    aggregator: FlowAggregator,
+    options: FlowLogOptions,
+    opened: Vec<AggregatedFlow>,
+}
+
+impl FlowLogReader {
+    pub fn new(options: FlowLogOptions) -> FlowLogReader {
+        FlowLogReader {
+            aggregator: FlowAggregator::new(options.max_flows.max(1)),
+            options,
+            opened: Vec::new(),
+        }
+    }
+
+    /// Reads one file; its flows are evaluated as their first tuple arrives.
+    pub fn read_file(
+        &mut self,
+        pipeline: &mut Pipeline,
+        path: &Path,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<FlowLogOutcome, ScanError> {
+        let name = path.display().to_string();
+        let mut outcome = FlowLogOutcome::default();
+        let mut failure: Option<ScanError> = None;
+        let aggregator = &mut self.aggregator;
+        let opened = &mut self.opened;
+        let options = &self.options;
+        let result = read_flow_log_file(path, |event| match event {
+            TupleEvent::Tuple(tuple) => {
+                pipeline.flow_record_stats_mut().tuples += 1;
+                aggregator.push(&tuple, |e| {
+                    if let FlowEvent::Opened(flow) = e {
+                        opened.push(flow);
+                    }
+                });
+                if !opened.is_empty()
+                    && let Err(e) = evaluate(options, opened, pipeline, input, backend, sink)
+                {
+                    failure.get_or_insert(e);
+                }
+            }
+            TupleEvent::Malformed(m) => {
+                pipeline.flow_record_stats_mut().malformed += 1;
+                if outcome.malformed.len() < options.max_reported_malformed {
+                    outcome.malformed.push(describe(&name, &m));
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Err(e) = result {
+            outcome.error = Some(e);
+        }
+        Ok(outcome)
+    }
+
+    /// Ends the input: flows still open are closed (they were evaluated when they opened).
+    pub fn finish(
+        &mut self,
+        pipeline: &mut Pipeline,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> Result<(), ScanError> {
+        let opened = &mut self.opened;
+        self.aggregator.finish(|e| {
+            if let FlowEvent::Opened(flow) = e {
+                opened.push(flow);
+            }
+        });
+        evaluate(&self.options, opened, pipeline, input, backend, sink)
+    }
+}
+
+fn evaluate(
+    options: &FlowLogOptions,
+    opened: &mut Vec<AggregatedFlow>,
+    pipeline: &mut Pipeline,
+    input: u32,
+    backend: &mut dyn Backend,
+    sink: &mut dyn FindingSink,
+) -> Result<(), ScanError> {
+    for flow in opened.drain(..) {
+        let stats = pipeline.flow_record_stats_mut();
+        stats.flows += 1;
+        if flow.denied && !options.include_denied {
+            stats.denied_skipped += 1;
+            continue;
+        }
+        pipeline.submit_flow(subject_of(&flow, input), backend, sink)?;
+    }
+    Ok(())
+}
+
+/// Reads one flow-log file on its own (its open flows are closed at its end) and
+/// evaluates its flows through `pipeline`.
 pub fn scan_flow_log(
     pipeline: &mut Pipeline,
     path: &Path,
@@ -66,62 +192,13 @@ pub fn scan_flow_log(
     backend: &mut dyn Backend,
     sink: &mut dyn FindingSink,
 ) -> Result<FlowLogOutcome, ScanError> {
-    let name = path.display().to_string();
-    let mut aggregator = FlowAggregator::new(options.max_flows.max(1));
-    let mut outcome = FlowLogOutcome::default();
-    let mut opened = Vec::new();
-    let mut failure: Option<ScanError> = None;
-    let mut evaluate = |pipeline: &mut Pipeline,
-                        opened: &mut Vec<linkward_flowlog::AggregatedFlow>,
-                        failure: &mut Option<ScanError>| {
-        for flow in opened.drain(..) {
-            let stats = pipeline.flow_record_stats_mut();
-            stats.flows += 1;
-            if flow.denied && !options.include_denied {
-                stats.denied_skipped += 1;
-                continue;
-            }
-            let subject = subject_of(&flow, input);
-            if let Err(e) = pipeline.submit_flow(subject, backend, sink) {
-                failure.get_or_insert(e);
-            }
-        }
-    };
-    let result = read_flow_log_file(path, |event| match event {
-        TupleEvent::Tuple(tuple) => {
-            pipeline.flow_record_stats_mut().tuples += 1;
-            aggregator.push(&tuple, |e| {
-                if let FlowEvent::Opened(flow) = e {
-                    opened.push(flow);
-                }
-            });
-            if !opened.is_empty() {
-                evaluate(pipeline, &mut opened, &mut failure);
-            }
-        }
-        TupleEvent::Malformed(m) => {
-            pipeline.flow_record_stats_mut().malformed += 1;
-            if outcome.malformed.len() < options.max_reported_malformed {
-                outcome.malformed.push(describe(&name, &m));
-            }
-        }
-    });
-    aggregator.finish(|e| {
-        if let FlowEvent::Opened(flow) = e {
-            opened.push(flow);
-        }
-    });
-    evaluate(pipeline, &mut opened, &mut failure);
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    if let Err(e) = result {
-        outcome.error = Some(e);
-    }
+    let mut reader = FlowLogReader::new(options.clone());
+    let outcome = reader.read_file(pipeline, path, input, backend, sink)?;
+    reader.finish(pipeline, input, backend, sink)?;
     Ok(outcome)
 }
 
-fn subject_of(flow: &linkward_flowlog::AggregatedFlow, input: u32) -> FlowSubject {
+fn subject_of(flow: &AggregatedFlow, input: u32) -> FlowSubject {
     let k = &flow.key;
     FlowSubject {
         src: k.src,

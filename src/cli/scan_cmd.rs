@@ -1,7 +1,8 @@
 //! `linkward scan`: captures in, findings out.
 
 use super::Format;
-use super::policy_cmds::load_policy;
+use super::live_cmd::{load_checked, watch_module};
+use super::sign_cmd::read_trust_key;
 use anyhow::Context;
 use clap::Args;
 use linkward_capture::CaptureFile;
@@ -12,7 +13,7 @@ use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
 use linkward_host::sandbox::{Limits, PolicyEngine};
-use linkward_host::flowlogs::{FlowLogOptions, looks_like_flow_log, scan_flow_log};
+use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
 use linkward_host::pipeline::{Pipeline, ScanOptions};
 use linkward_host::subject::Subject;
 use linkward_host::track::TrackerConfig;
@@ -69,6 +70,10 @@ pub struct ScanArgs {
     /// number of workers (their order may differ).
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Refuse modules not signed by this ed25519 public key (64 hex digits, or a file
+    /// holding them); also applies to modules swapped in while scanning.
+    #[arg(long)]
+    trust_key: Option<String>,
     /// Do not print the statistics summary on standard error.
     #[arg(short, long)]
     quiet: bool,
@@ -138,7 +143,6 @@ impl Input {
 /// Tells captures from flow logs by their first bytes and expands directories of flow
 /// logs; problems (missing files) are collected in `errors`.
 fn expand_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
-    use std::io::Read;
     let mut out = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -148,12 +152,10 @@ fn expand_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
             }
             continue;
         }
-        let mut head = [0u8; 64];
-        let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
-        match read {
-            Ok(n) if looks_like_flow_log(&head[..n]) => out.push(Input::FlowLog(path.clone())),
+        match is_flow_log_file(path) {
+            Ok(true) => out.push(Input::FlowLog(path.clone())),
             // Captures (and everything else: the capture reader says what is wrong).
-            Ok(_) => out.push(Input::Capture(path.clone())),
+            Ok(false) => out.push(Input::Capture(path.clone())),
             Err(e) => errors.push(format!("{}: cannot open: {e}", path.display())),
         }
     }
@@ -232,6 +234,8 @@ fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow:
     let mut errors = Vec::new();
     let mut done_bytes = 0;
     let mut last_input = 0;
+    // One reader for all flow logs, so a flow spanning hourly blobs is evaluated once.
+    let mut flow_logs = FlowLogReader::new(setup.flow_log_options.clone());
     {
         let mut sink = TeeSink(match setup.format {
             Format::Eve => vec![&mut eve, &mut watch],
@@ -243,14 +247,8 @@ fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow:
                 // Flow logs carry no DNS state shared with packets: the first worker
                 // reads them alone.
                 Opened::FlowLog(path) if setup.index == 0 => {
-                    let outcome = scan_flow_log(
-                        &mut pipeline,
-                        path,
-                        *input,
-                        setup.flow_log_options,
-                        &mut backend,
-                        &mut sink,
-                    )?;
+                    let outcome =
+                        flow_logs.read_file(&mut pipeline, path, *input, &mut backend, &mut sink)?;
                     for m in &outcome.malformed {
                         eprintln!("linkward: warning: malformed tuple: {m}");
                     }
@@ -279,6 +277,7 @@ fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow:
                 }
             }
         }
+        flow_logs.finish(&mut pipeline, last_input, &mut backend, &mut sink)?;
         pipeline.finish(last_input, &mut backend, &mut sink)?;
     }
     eve.get_mut().flush()?;
@@ -301,7 +300,8 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         memory_bytes: args.module_memory_mib.max(1) << 20,
         ..Limits::default()
     })?;
-    let module = load_policy(&engine, &args.policy, true)?;
+    let trusted = args.trust_key.as_deref().map(read_trust_key).transpose()?;
+    let (module, module_bytes) = load_checked(&engine, &args.policy, trusted.as_ref())?;
     let options = ScanOptions {
         batch_size: args.batch_size,
         fail_open: args.fail_open,
@@ -318,6 +318,11 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     // Fail early on a bad filter expression, before any worker starts.
     Pipeline::new(&options)?;
     let slot = ModuleSlot::new(module.clone());
+    // A long scan takes a replaced module file between batches, as `live` does.
+    let _watcher = match &module_bytes {
+        Some(bytes) => Some(watch_module(&args.policy, bytes, &engine, &slot, trusted)?),
+        None => None,
+    };
 
     let stdout_is_terminal = io::stdout().is_terminal();
     let format = args.format.unwrap_or(if args.output.is_some() || !stdout_is_terminal {
