@@ -4,19 +4,21 @@
 //! fabrikam VNet to the AzureHealthcareAPIs range (pe-bypass findings), to its private
 //! endpoints, to SMB (a rule finding) and to the Internet, each logged as `B`, `C` and
 //! `E` tuples a minute apart and spread over consecutive records the way Azure writes
-//! long flows, plus denied inbound attempts (`D`). Three things are measured:
+//! long flows, plus denied inbound attempts (`D`). Four things are measured:
 //!
 //! - `read_slice`: `linkward_flowlog::read_flow_log_slice` alone, the parsing floor;
+//! - `read_file`: `linkward_flowlog::read_flow_log_file` alone, the streaming reader
+//!   `linkward scan` uses (through a read buffer, from the page cache);
 //! - `scan/native`: reading the log from a file, aggregating tuples into flows and
 //!   evaluating every flow with the policy evaluator compiled natively;
 //! - `scan/sandbox`: the same through the policy module in wasmtime, as `linkward scan`
 //!   runs it.
 //!
-//! The gap between the first and the others is the cost of aggregation and evaluation;
-//! the gap between the last two is the cost of the sandbox.
+//! The gap between `read_file` and the scans is the cost of aggregation and evaluation;
+//! the gap between the two scans is the cost of the sandbox.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use linkward_flowlog::{TupleEvent, read_flow_log_slice};
+use linkward_flowlog::{TupleEvent, read_flow_log_file, read_flow_log_slice};
 use linkward_host::evaluation::{Backend, FindingSink, NativeBackend, Report, SandboxBackend};
 use linkward_host::flowlogs::{FlowLogOptions, scan_flow_log};
 use linkward_host::pipeline::{Pipeline, ScanOptions};
@@ -40,7 +42,7 @@ fn flow_fields(i: usize) -> (String, bool) {
     let a = (i >> 8) % 200;
     let b = i % 250 + 1;
     let src_port = 1024 + i % 60_000;
-    let client = format!("10.{}.{}.{b}", 1 + i % 2, 3 + a);
+    let client = format!("10.{}.{}.{b}", 1 + (i / 10) % 2, 3 + a);
     let (src, dst, dst_port, denied) = match i % 10 {
         0 | 1 => (client, format!("20.37.{a}.{b}"), 443, false),
         2..=4 => (client, format!("10.1.2.{}", 5 + i % 2), 443, false),
@@ -205,6 +207,20 @@ fn flowlog(c: &mut Criterion) {
         b.iter(|| {
             let mut seen = 0u64;
             let summary = read_flow_log_slice(black_box(&log), "bench", |event| {
+                if let TupleEvent::Tuple(tuple) = event {
+                    seen += u64::from(tuple.dst_port);
+                }
+            });
+            match summary {
+                Ok(s) => black_box((s.tuples, seen)),
+                Err(e) => panic!("read: {e}"),
+            }
+        })
+    });
+    group.bench_function("read_file", |b| {
+        b.iter(|| {
+            let mut seen = 0u64;
+            let summary = read_flow_log_file(file.path(), |event| {
                 if let TupleEvent::Tuple(tuple) = event {
                     seen += u64::from(tuple.dst_port);
                 }

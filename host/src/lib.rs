@@ -8,10 +8,10 @@
 pub mod evaluation;
 pub mod flowlogs;
 pub mod metrics;
+pub mod pipeline;
 pub mod report;
 pub mod sandbox;
 pub mod signing;
-pub mod pipeline;
 pub mod subject;
 pub mod swap;
 pub mod track;

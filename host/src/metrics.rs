@@ -45,8 +45,8 @@ pub type SharedMetrics = Arc<Mutex<MetricsSnapshot>>;
 /// Upper bounds (seconds) of the batch latency histogram: from a small batch of a
 /// simple policy (tens of microseconds) to a batch near the default call timeout.
 pub const BATCH_BUCKETS: [f64; 14] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
 ];
 
 /// Largest request the server reads; a scrape needs a few hundred bytes.
@@ -204,7 +204,12 @@ impl MetricsSnapshot {
             let _ = writeln!(s, "# TYPE {name} counter");
             let _ = writeln!(s, "{name} {value}");
         };
-        counter(&mut s, "linkward_packets_total", "Packets read from the input.", self.packets);
+        counter(
+            &mut s,
+            "linkward_packets_total",
+            "Packets read from the input.",
+            self.packets,
+        );
         let _ = writeln!(
             s,
             "# HELP linkward_packets_dropped_total Packets lost before linkward saw them, by where they were dropped."
@@ -236,10 +241,17 @@ impl MetricsSnapshot {
             "linkward_evaluations_total{{kind=\"dns\"}} {}",
             self.dns_evaluated
         );
-        let _ = writeln!(s, "# HELP linkward_findings_total Findings reported, by kind.");
+        let _ = writeln!(
+            s,
+            "# HELP linkward_findings_total Findings reported, by kind."
+        );
         let _ = writeln!(s, "# TYPE linkward_findings_total counter");
         for (kind, n) in &self.findings {
-            let _ = writeln!(s, "linkward_findings_total{{kind=\"{}\"}} {n}", escape(kind));
+            let _ = writeln!(
+                s,
+                "linkward_findings_total{{kind=\"{}\"}} {n}",
+                escape(kind)
+            );
         }
         counter(
             &mut s,
@@ -514,7 +526,12 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
     loop {
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -539,7 +556,11 @@ enum Route {
 }
 
 fn route(head: &str) -> Route {
-    let mut parts = head.lines().next().unwrap_or_default().split_ascii_whitespace();
+    let mut parts = head
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_ascii_whitespace();
     let (method, target) = (parts.next(), parts.next());
     let path = target.map(|t| t.split('?').next().unwrap_or_default());
     match (method, path) {
@@ -593,9 +614,9 @@ mod tests {
         assert!(text.contains("linkward_packets_dropped_total{where=\"interface\"} 1\n"));
         assert!(text.contains("linkward_findings_total{kind=\"pe-bypass\"} 3\n"));
         assert!(text.contains("linkward_findings_total{kind=\"evaluation-error\"} 0\n"));
-        assert!(text.contains(
-            "linkward_module_info{policy=\"a\\\"b\\\\c\\nd\",version=\"1.0.0\"} 1\n"
-        ));
+        assert!(
+            text.contains("linkward_module_info{policy=\"a\\\"b\\\\c\\nd\",version=\"1.0.0\"} 1\n")
+        );
         assert!(text.contains("linkward_batch_seconds_bucket{le=\"+Inf\"} 0\n"));
         assert!(text.contains("# TYPE linkward_batch_seconds histogram\n"));
     }
@@ -614,7 +635,10 @@ mod tests {
         assert!(ok.contains("\r\n\r\n# HELP linkward_packets_total"));
         assert!(ok.contains("linkward_module_swaps_total 7\n"));
         let missing = get(addr, b"GET / HTTP/1.0\r\n\r\n");
-        assert!(missing.starts_with("HTTP/1.0 404 Not Found\r\n"), "{missing}");
+        assert!(
+            missing.starts_with("HTTP/1.0 404 Not Found\r\n"),
+            "{missing}"
+        );
         let post = get(addr, b"POST /metrics HTTP/1.0\r\n\r\n");
         assert!(post.starts_with("HTTP/1.0 404"), "{post}");
         let huge = vec![b'A'; MAX_REQUEST + 2048];

@@ -58,7 +58,9 @@ const MAGIC: &[u8; 4] = b"\0asm";
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SigningError {
     /// The bytes do not start with the WebAssembly header.
-    #[error("not a WebAssembly module or component: it does not start with the 8-byte `\\0asm` header")]
+    #[error(
+        "not a WebAssembly module or component: it does not start with the 8-byte `\\0asm` header"
+    )]
     NotWebAssembly,
     /// The module ends in the middle of a section header or section.
     #[error("the module is truncated: it ends inside {what} at byte offset {offset}")]
@@ -279,9 +281,9 @@ pub fn signature_status(module: &[u8]) -> Result<SignatureStatus, SigningError> 
             "format version {version}, this host reads version {FORMAT_VERSION}"
         )));
     }
-    let (key_bytes, signature_bytes) = rest.split_at_checked(32).ok_or_else(|| {
-        malformed("too short for a key and a signature".into())
-    })?;
+    let (key_bytes, signature_bytes) = rest
+        .split_at_checked(32)
+        .ok_or_else(|| malformed("too short for a key and a signature".into()))?;
     let key_bytes: [u8; 32] = key_bytes
         .try_into()
         .map_err(|_| malformed("the key is not 32 bytes".into()))?;
@@ -342,12 +344,11 @@ fn locate(module: &[u8]) -> Result<Option<Located<'_>>, SigningError> {
             })?;
         if id == 0 {
             let content = module.get(offset..end).unwrap_or_default();
-            let (name_len, used) = read_leb(content, 0).map_err(|_| {
-                SigningError::MalformedSection {
+            let (name_len, used) =
+                read_leb(content, 0).map_err(|_| SigningError::MalformedSection {
                     offset: section_start,
                     why: "custom section without a readable name".into(),
-                }
-            })?;
+                })?;
             let name = content
                 .get(used..used.saturating_add(name_len as usize))
                 .ok_or(SigningError::Truncated {
@@ -355,9 +356,7 @@ fn locate(module: &[u8]) -> Result<Option<Located<'_>>, SigningError> {
                     what: "a custom section name",
                 })?;
             if name == SECTION_NAME.as_bytes() {
-                let payload = content
-                    .get(used + name_len as usize..)
-                    .unwrap_or_default();
+                let payload = content.get(used + name_len as usize..).unwrap_or_default();
                 found = Some(Located {
                     offset: section_start,
                     payload,
@@ -424,12 +423,19 @@ fn hex32(text: &str, what: &'static str) -> Result<[u8; 32], SigningError> {
         )));
     }
     let mut out = [0u8; 32];
-    for (i, (slot, pair)) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)).enumerate() {
+    for (i, (slot, pair)) in out
+        .iter_mut()
+        .zip(text.as_bytes().chunks_exact(2))
+        .enumerate()
+    {
         let digit = |c: u8, at: usize| {
-            char::from(c)
-                .to_digit(16)
-                .map(|d| d as u8)
-                .ok_or_else(|| bad(format!("`{}` at position {} is not a hexadecimal digit", char::from(c), at + 1)))
+            char::from(c).to_digit(16).map(|d| d as u8).ok_or_else(|| {
+                bad(format!(
+                    "`{}` at position {} is not a hexadecimal digit",
+                    char::from(c),
+                    at + 1
+                ))
+            })
         };
         let (hi, lo) = match pair {
             [hi, lo] => (digit(*hi, 2 * i)?, digit(*lo, 2 * i + 1)?),

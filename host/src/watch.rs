@@ -9,11 +9,11 @@
 //!
 //! Then, all off the hot path: the file is read, compared with the bytes of the running
 //! module (a touch is not a swap), its signature checked when a trusted key is set (see
-//! [`signing`](crate::signing)), and the module loaded with
-//! [`PolicyEngine::load`](crate::sandbox::PolicyEngine::load), which checks the contract
-//! version, imports and the module's own self-tests under the engine's limits. Only a
-//! module that passed everything is installed in the [`ModuleSlot`]; workers switch at
-//! their next batch. A refused module changes nothing: the old one keeps running.
+//! [`signing`]), and the module loaded with [`PolicyEngine::load`], which checks the
+//! contract version, imports and the module's own self-tests under the engine's limits.
+//! Only a module that passed everything is installed in the [`ModuleSlot`]; workers
+//! switch at their next batch. A refused module changes nothing: the old one keeps
+//! running.
 //!
 //! What happened is told as a [`WatchEvent`] to a callback, so the caller decides where
 //! log lines go; each event's `Display` is the log line.
@@ -49,15 +49,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
-/// Why a module was not loaded.
+/// Why a module was not loaded. The message includes the cause (there is no separate
+/// `source`), so a log line or an error chain says it once.
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read the file: {0}")]
-    Read(#[source] io::Error),
+    Read(io::Error),
     #[error("signature check failed: {0}")]
-    Signature(#[from] SigningError),
+    Signature(SigningError),
     #[error("{0}")]
-    Module(#[from] SandboxError),
+    Module(SandboxError),
 }
 
 /// Checks and loads module bytes: the signature first when `trusted` is set (cheap, and
@@ -69,9 +70,9 @@ pub fn load_module(
     trusted: Option<&PublicKey>,
 ) -> Result<LoadedModule, LoadError> {
     if let Some(key) = trusted {
-        signing::verify(bytes, key)?;
+        signing::verify(bytes, key).map_err(LoadError::Signature)?;
     }
-    Ok(engine.load(bytes)?)
+    engine.load(bytes).map_err(LoadError::Module)
 }
 
 /// Settings of a [`ModuleWatcher`].
@@ -139,11 +140,9 @@ impl fmt::Display for WatchEvent {
                 "refused module {}: {error}; keeping {keeping}",
                 path.display()
             ),
-            WatchEvent::Unchanged { path, version } => write!(
-                f,
-                "module {} unchanged; keeping {version}",
-                path.display()
-            ),
+            WatchEvent::Unchanged { path, version } => {
+                write!(f, "module {} unchanged; keeping {version}", path.display())
+            }
         }
     }
 }

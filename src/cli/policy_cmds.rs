@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use linkward_guest::record::{TestCase, TestInput};
 use linkward_guest::vocab::FindingKind;
 use linkward_host::sandbox::{Limits, LoadedModule, PolicyEngine};
+use linkward_host::signing::{self, PublicKey, SignatureStatus};
 use linkward_policy::compile::{CompileError, compile_source};
 use linkward_policy::diagnostic::Level;
 use std::path::Path;
@@ -89,7 +90,9 @@ pub fn load_policy(engine: &PolicyEngine, path: &Path, quiet: bool) -> anyhow::R
         .with_context(|| format!("module {} refused", path.display()))
 }
 
-pub fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+pub fn inspect(path: &Path, json: bool, trust_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let trusted = trust_key.map(super::sign_cmd::read_trust_key).transpose()?;
+    let signature = signature_report(path, trusted.as_ref())?;
     let engine = PolicyEngine::new(Limits::default())?;
     let module = load_policy(&engine, path, true)?;
     let info = module
@@ -108,6 +111,7 @@ pub fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "names": info.names,
             "self_tests": info.self_tests,
             "lints": info.lints,
+            "signature": signature.as_ref().map(|(json, _)| json),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -120,12 +124,50 @@ pub fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             info.services, info.rules, info.prefixes, info.names
         );
         println!("self-tests      {} (all passed)", info.self_tests);
+        if let Some((_, line)) = &signature {
+            println!("signature       {line}");
+        }
         println!("lints           {}", info.lints.len());
         for l in &info.lints {
             println!("  {l}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signature of a compiled module, as JSON and as a line of text; `None` for policy
+/// source. With a trusted key, anything but a valid signature by that key is an error.
+fn signature_report(
+    path: &Path,
+    trusted: Option<&PublicKey>,
+) -> anyhow::Result<Option<(serde_json::Value, String)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !bytes.starts_with(b"\0asm") {
+        if trusted.is_some() {
+            bail!("{} is policy source, not a signed module", path.display());
+        }
+        return Ok(None);
+    }
+    if let Some(key) = trusted {
+        signing::verify(&bytes, key)
+            .with_context(|| format!("module {} refused", path.display()))?;
+    }
+    let trusted_note = if trusted.is_some() { " (trusted)" } else { "" };
+    Ok(Some(match signing::signature_status(&bytes) {
+        Ok(SignatureStatus::Unsigned) => (serde_json::json!({"status": "none"}), "none".into()),
+        Ok(SignatureStatus::Valid { key }) => (
+            serde_json::json!({"status": "valid", "key": key.to_hex(), "trusted": trusted.is_some()}),
+            format!("valid for key {key}{trusted_note}"),
+        ),
+        Ok(SignatureStatus::Invalid { key }) => (
+            serde_json::json!({"status": "invalid", "key": key.to_hex()}),
+            format!("INVALID: made by key {key}, but the module changed after signing"),
+        ),
+        Err(e) => (
+            serde_json::json!({"status": "malformed", "error": e.to_string()}),
+            format!("unreadable: {e}"),
+        ),
+    }))
 }
 
 fn kinds(list: &[FindingKind]) -> String {
