@@ -75,7 +75,11 @@ pub fn compile(path: &Path, output: &Path) -> anyhow::Result<ExitCode> {
 
 /// Loads a policy given as a compiled module (`.wasm`, or any file starting with the
 /// WebAssembly magic) or as policy source (compiled on the fly).
-pub fn load_policy(engine: &PolicyEngine, path: &Path, quiet: bool) -> anyhow::Result<LoadedModule> {
+pub fn load_policy(
+    engine: &PolicyEngine,
+    path: &Path,
+    quiet: bool,
+) -> anyhow::Result<LoadedModule> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let wasm = if bytes.starts_with(b"\0asm") {
         bytes
@@ -115,7 +119,10 @@ pub fn inspect(path: &Path, json: bool, trust_key: Option<&str>) -> anyhow::Resu
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("policy          {} {}", info.policy_name, info.policy_version);
+        println!(
+            "policy          {} {}",
+            info.policy_name, info.policy_version
+        );
         println!("source hash     sha256:{}", info.source_hash);
         println!("compiler        {}", info.compiler_version);
         println!("contract        linkward:policy@{}", info.contract_version);

@@ -8,20 +8,20 @@ use clap::Args;
 use linkward_capture::CaptureFile;
 use linkward_guest::vocab::Severity;
 use linkward_host::evaluation::{FindingSink, Report, TeeSink};
-use linkward_host::swap::{ModuleSlot, SlotBackend};
+use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
+use linkward_host::pipeline::{Pipeline, ScanOptions};
 use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
 use linkward_host::sandbox::{Limits, PolicyEngine};
-use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
-use linkward_host::pipeline::{Pipeline, ScanOptions};
 use linkward_host::subject::Subject;
+use linkward_host::swap::{ModuleSlot, SlotBackend};
 use linkward_host::track::TrackerConfig;
 use linkward_host::track::flows::FlowTableConfig;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -216,7 +216,10 @@ struct WorkerSetup<'a> {
     shared: &'a Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
 }
 
-fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow::Result<WorkerResult> {
+fn run_worker(
+    setup: WorkerSetup<'_>,
+    mut progress: Option<Progress>,
+) -> anyhow::Result<WorkerResult> {
     let mut options = setup.options.clone();
     options.tracker.shard = (setup.count > 1).then_some((setup.index, setup.count));
     let mut pipeline = Pipeline::new(&options)?;
@@ -247,8 +250,13 @@ fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow:
                 // Flow logs carry no DNS state shared with packets: the first worker
                 // reads them alone.
                 Opened::FlowLog(path) if setup.index == 0 => {
-                    let outcome =
-                        flow_logs.read_file(&mut pipeline, path, *input, &mut backend, &mut sink)?;
+                    let outcome = flow_logs.read_file(
+                        &mut pipeline,
+                        path,
+                        *input,
+                        &mut backend,
+                        &mut sink,
+                    )?;
                     for m in &outcome.malformed {
                         eprintln!("linkward: warning: malformed tuple: {m}");
                     }
@@ -260,11 +268,12 @@ fn run_worker(setup: WorkerSetup<'_>, mut progress: Option<Progress>) -> anyhow:
                 Opened::Capture(file) => {
                     let name = file.path().display().to_string();
                     let size = file.len_bytes();
-                    let result = pipeline.scan_file(file, *input, &mut backend, &mut sink, &mut |n| {
-                        if let Some(p) = progress.as_mut() {
-                            p.show(&name, done_bytes, n);
-                        }
-                    });
+                    let result =
+                        pipeline.scan_file(file, *input, &mut backend, &mut sink, &mut |n| {
+                            if let Some(p) = progress.as_mut() {
+                                p.show(&name, done_bytes, n);
+                            }
+                        });
                     done_bytes += size;
                     if let Err(e) = result {
                         // Every worker reads the same bytes; the first one reports.
@@ -325,11 +334,13 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
 
     let stdout_is_terminal = io::stdout().is_terminal();
-    let format = args.format.unwrap_or(if args.output.is_some() || !stdout_is_terminal {
-        Format::Eve
-    } else {
-        Format::Table
-    });
+    let format = args
+        .format
+        .unwrap_or(if args.output.is_some() || !stdout_is_terminal {
+            Format::Eve
+        } else {
+            Format::Table
+        });
     let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
@@ -346,7 +357,10 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         last: Instant::now(),
     };
     let inputs = expand_inputs(&args.inputs, &mut errors);
-    let names: Vec<String> = inputs.iter().map(|i| i.path().display().to_string()).collect();
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path().display().to_string())
+        .collect();
     let mut opened = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         match input {
