@@ -31,7 +31,10 @@ fn check_reports_warnings_with_locations_and_exit_codes() {
     let o = linkward(&["check", "examples/fabrikam.toml"]);
     assert_eq!(o.status.code(), Some(0));
     let err = text(&o.stderr);
-    assert!(err.contains("examples/fabrikam.toml:31:1: warning[service-tag-reliance]"), "{err}");
+    assert!(
+        err.contains("examples/fabrikam.toml:31:1: warning[service-tag-reliance]"),
+        "{err}"
+    );
     assert!(
         err.contains("no isolation between customers, workspaces or services"),
         "{err}"
@@ -54,9 +57,13 @@ fn check_reports_warnings_with_locations_and_exit_codes() {
 #[test]
 fn compile_produces_a_valid_component_with_zero_imports() {
     let dir = tmp();
-    for policy in ["examples/fabrikam.toml", "examples/contoso-servicetags.toml"] {
+    for policy in [
+        "examples/fabrikam.toml",
+        "examples/contoso-servicetags.toml",
+    ] {
         let wasm = std::fs::read(compile(policy, dir.path())).unwrap();
-        let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+        let mut validator =
+            wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
         validator.validate_all(&wasm).unwrap();
         let mut depth = 0;
         let mut imports = 0;
@@ -119,15 +126,21 @@ fn inspect_prints_what_the_module_says_about_itself() {
         v["source_hash"],
         linkward_policy::compile::source_hash(&String::from_utf8(source).unwrap())
     );
-    assert!(v["lints"].as_array().unwrap().iter().any(|l| l
-        .as_str()
-        .unwrap()
-        .contains("shared by all customers")));
+    assert!(
+        v["lints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("shared by all customers"))
+    );
 
     let o = linkward(&["inspect", wasm.to_str().unwrap()]);
     let out = text(&o.stdout);
     assert!(out.contains("policy          contoso-ahds 2.0.1"), "{out}");
-    assert!(out.contains("contract        linkward:policy@1.0.0"), "{out}");
+    assert!(
+        out.contains("contract        linkward:policy@1.0.0"),
+        "{out}"
+    );
 
     let not_wasm = dir.path().join("junk.wasm");
     std::fs::write(&not_wasm, b"\0asm\x0d\0\x01\0garbage").unwrap();
@@ -138,7 +151,11 @@ fn inspect_prints_what_the_module_says_about_itself() {
 
 #[test]
 fn test_runs_cases_through_the_module_and_shows_failures_side_by_side() {
-    let o = linkward(&["test", "examples/fabrikam.toml", "tests/policies/fabrikam-cases.toml"]);
+    let o = linkward(&[
+        "test",
+        "examples/fabrikam.toml",
+        "tests/policies/fabrikam-cases.toml",
+    ]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}{}", text(&o.stderr));
     assert!(out.contains("26 cases, 26 passed, 0 failed"), "{out}");
