@@ -17,7 +17,7 @@
 //! The gap between `read_file` and the scans is the cost of aggregation and evaluation;
 //! the gap between the two scans is the cost of the sandbox.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use linkward_flowlog::{TupleEvent, read_flow_log_file, read_flow_log_slice};
 use linkward_host::evaluation::{Backend, FindingSink, NativeBackend, Report, SandboxBackend};
 use linkward_host::flowlogs::{FlowLogOptions, scan_flow_log};
@@ -203,6 +203,9 @@ fn flowlog(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("flowlog");
     group.throughput(Throughput::Elements(tuples));
+    // Each iteration takes tens to hundreds of milliseconds: the same number of
+    // iterations per sample keeps the run short.
+    group.sampling_mode(SamplingMode::Flat);
     group.bench_function("read_slice", |b| {
         b.iter(|| {
             let mut seen = 0u64;
