@@ -25,6 +25,7 @@
 #   PACKETS              packets in the generated captures (1000000)
 #   FLOWS                flows asked of the generator (4000)
 #   TSHARK_PACKETS       packets of the prefix tshark reads (100000)
+#   SKIP_BUILD=1         use target/release as it is (no cargo build)
 #
 # Needs: cargo, tcpdump, tshark and editcap (wireshark), GNU time at /usr/bin/time,
 # awk. Run it on a quiet machine; figures from a shared one vary by tens of percent.
@@ -46,8 +47,12 @@ for tool in cargo tcpdump tshark editcap awk; do
 done
 [ -x /usr/bin/time ] || { echo "compare.sh: GNU time (/usr/bin/time) is required" >&2; exit 2; }
 
-echo "== building (release)" >&2
-(cd "$ROOT" && cargo build --release --quiet --bin linkward --example gen-capture)
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    echo "== using the binaries already in target/release (SKIP_BUILD=1)" >&2
+else
+    echo "== building (release)" >&2
+    (cd "$ROOT" && cargo build --release --quiet --bin linkward --example gen-capture)
+fi
 LINKWARD="$ROOT/target/release/linkward"
 GEN="$ROOT/target/release/examples/gen-capture"
 
@@ -108,6 +113,10 @@ for round in $(seq 1 "$ROUNDS"); do
             "$LINKWARD" scan --policy "$WASM" --quiet --format eve --workers "$w" \
             -o "$WORK/out/snap96-w$w.eve" "$SNAP"
     done
+    # The fixed cost of a run (loading the module), on the 8-packet demo capture.
+    run linkward-w1 demo 8 -- \
+        "$LINKWARD" scan --policy "$WASM" --quiet --format eve \
+        -o "$WORK/out/demo.eve" "$ROOT/examples/fabrikam-demo.pcap"
     run tcpdump full "$full_packets" -- tcpdump -r "$FULL" -w /dev/null
     run tcpdump snap96 "$snap_packets" -- tcpdump -r "$SNAP" -w /dev/null
     run tshark prefix "$TSHARK_PACKETS" -- tshark -r "$PREFIX" -Y "$TSHARK_FILTER" -q
@@ -177,6 +186,8 @@ END {
         spread = sprintf("%.2f (%.2f-%.2f)", s[key], minimum(secs[key]), maximum(secs[key]))
         printf "%-12s %-7s %9d %17s %12.0f %11s %6.0f MB\n", part[1], part[2], packets[key], spread, pps[key], ratio, median(rss[key]) / 1024
     }
+    if ("linkward-w1 demo" in s)
+        printf "\nlinkward-w1 demo: the fixed cost of a run (module compilation and checks): %.2f s.\n", s["linkward-w1 demo"]
     if ("tshark prefix" in pps)
         printf "\ntshark read the %d-packet prefix; at that rate the full capture takes %.0f s.\n", packets["tshark prefix"], full_packets / pps["tshark prefix"]
     print ""

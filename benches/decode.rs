@@ -80,8 +80,8 @@ fn decode(c: &mut Criterion) {
             "decode bench ({label}): {packets} packets, {} bytes",
             bytes.len()
         );
-        let file = CaptureFile::from_bytes("bench.pcap", bytes)
-            .unwrap_or_else(|e| panic!("capture: {e}"));
+        let file =
+            CaptureFile::from_bytes("bench.pcap", bytes).unwrap_or_else(|e| panic!("capture: {e}"));
         let mut decoder = Decoder::new(DecoderConfig::default());
         // Every generated packet is well formed: a decoder that refuses some is broken,
         // and its figures would mean nothing.
@@ -122,14 +122,19 @@ fn decode(c: &mut Criterion) {
     )
     .unwrap_or_else(|e| panic!("dns: {e}"));
     let hello = tls_client_hello(Some(name)).unwrap_or_else(|e| panic!("hello: {e}"));
-    let http = http_get("fabrikam-imaging.dicom.azurehealthcareapis.com", "/v2/studies");
+    let http = http_get(
+        "fabrikam-imaging.dicom.azurehealthcareapis.com",
+        "/v2/studies",
+    );
     let mut group = c.benchmark_group("payload");
     group.throughput(Throughput::Elements(1));
     group.bench_function("dns_response", |b| {
-        b.iter(|| match linkward_decode::dns::parse_response(black_box(&dns)) {
-            Ok(r) => black_box(r.addresses.len()),
-            Err(e) => panic!("dns: {e}"),
-        })
+        b.iter(
+            || match linkward_decode::dns::parse_response(black_box(&dns)) {
+                Ok(r) => black_box(r.addresses.len()),
+                Err(e) => panic!("dns: {e}"),
+            },
+        )
     });
     group.bench_function("tls_sni", |b| {
         b.iter(|| black_box(linkward_decode::tls::client_hello_sni(black_box(&hello))))

@@ -95,7 +95,9 @@ fn flow(i: usize) -> OwnedFlow {
         n => {
             f.dst = v4(203, 0, 113, lo);
             if n % 3 != 0 {
-                f.sni = OTHER_NAMES.get(i % OTHER_NAMES.len()).map(|s| s.to_string());
+                f.sni = OTHER_NAMES
+                    .get(i % OTHER_NAMES.len())
+                    .map(|s| s.to_string());
             }
         }
     }
@@ -191,16 +193,20 @@ fn guest_batch(c: &mut Criterion) {
             b.iter(|| black_box(native_packed(&evaluator, &bytes, &mut out)))
         });
         group.bench_with_input(BenchmarkId::new("sandbox_packed", n), &n, |b, _| {
-            b.iter(|| match sandbox.evaluate_flows_packed(black_box(&bytes), n) {
-                Ok(found) => black_box(found.len()),
-                Err(e) => panic!("sandbox: {e}"),
-            })
+            b.iter(
+                || match sandbox.evaluate_flows_packed(black_box(&bytes), n) {
+                    Ok(found) => black_box(found.len()),
+                    Err(e) => panic!("sandbox: {e}"),
+                },
+            )
         });
         group.bench_with_input(BenchmarkId::new("sandbox_records", n), &n, |b, _| {
-            b.iter(|| match sandbox.evaluate_flow_records(black_box(batch_flows)) {
-                Ok(found) => black_box(found.len()),
-                Err(e) => panic!("sandbox: {e}"),
-            })
+            b.iter(
+                || match sandbox.evaluate_flow_records(black_box(batch_flows)) {
+                    Ok(found) => black_box(found.len()),
+                    Err(e) => panic!("sandbox: {e}"),
+                },
+            )
         });
         group.bench_with_input(BenchmarkId::new("pack", n), &n, |b, _| {
             b.iter(|| {

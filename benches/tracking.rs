@@ -33,7 +33,12 @@ const OPS: u32 = 100_000;
 
 /// Client `i`: spread over two /16s like the generated traffic.
 fn client(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 1 + (i % 2) as u8, (i >> 8) as u8, i as u8))
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        1 + (i % 2) as u8,
+        (i >> 8) as u8,
+        i as u8,
+    ))
 }
 
 /// Server `i`: a small set of popular addresses, as in real traffic.
@@ -109,8 +114,9 @@ fn dns_tracker(c: &mut Criterion) {
     let mut group = c.benchmark_group("dns_tracker");
     group.throughput(Throughput::Elements(u64::from(OPS)));
     let name: Arc<str> = Arc::from("fabrikam-records.fhir.azurehealthcareapis.com");
-    let chain: Arc<[Box<str>]> =
-        Arc::from(vec![Box::<str>::from("fabrikam-records.privatelink.fhir.azurehealthcareapis.com")]);
+    let chain: Arc<[Box<str>]> = Arc::from(vec![Box::<str>::from(
+        "fabrikam-records.privatelink.fhir.azurehealthcareapis.com",
+    )]);
     let answers: Vec<(IpAddr, [IpAddr; 1])> = (0..OPS).map(|i| (client(i), [server(i)])).collect();
     group.bench_function("record", |b| {
         b.iter(|| {

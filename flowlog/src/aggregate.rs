@@ -5,7 +5,8 @@
 //! appears, and see its totals when it ends; the aggregator tells the two
 //! moments apart.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -247,9 +248,12 @@ struct Entry {
 /// ```
 pub struct FlowAggregator {
     max_entries: usize,
-    table: HashMap<FlowKey, Entry>,
-    /// Keys by the time they were last updated, oldest first.
-    by_age: BTreeMap<u64, FlowKey>,
+    table: FxHashMap<FlowKey, Entry>,
+    /// Keys in the order they were updated, oldest first, with the update's clock. An
+    /// entry is current only while the flow's `touched` still equals its clock; stale
+    /// ones are skipped when popped and compacted away when they pile up, so an update
+    /// is one push instead of a tree removal and insertion.
+    by_age: VecDeque<(u64, FlowKey)>,
     clock: u64,
     next_id: u64,
     stats: AggregatorStats,
@@ -260,8 +264,8 @@ impl FlowAggregator {
     pub fn new(max_entries: usize) -> FlowAggregator {
         FlowAggregator {
             max_entries: max_entries.max(1),
-            table: HashMap::new(),
-            by_age: BTreeMap::new(),
+            table: FxHashMap::default(),
+            by_age: VecDeque::new(),
             clock: 0,
             next_id: 0,
             stats: AggregatorStats::default(),
@@ -303,7 +307,7 @@ impl FlowAggregator {
             self.next_id += 1;
             self.stats.opened += 1;
             on_event(FlowEvent::Opened(flow.clone()));
-            self.by_age.insert(self.clock, key);
+            self.by_age.push_back((self.clock, key));
             self.table.insert(
                 key,
                 Entry {
@@ -313,10 +317,10 @@ impl FlowAggregator {
             );
         } else if let Some(entry) = self.table.get_mut(&key) {
             entry.flow.add(tuple);
-            self.by_age.remove(&entry.touched);
             entry.touched = self.clock;
-            self.by_age.insert(self.clock, key);
+            self.by_age.push_back((self.clock, key));
         }
+        self.compact_ages();
         if tuple.state == Some(FlowState::End)
             && let Some(flow) = self.remove(&key)
         {
@@ -380,13 +384,24 @@ impl FlowAggregator {
     }
 
     fn remove(&mut self, key: &FlowKey) -> Option<AggregatedFlow> {
-        let entry = self.table.remove(key)?;
-        self.by_age.remove(&entry.touched);
-        Some(entry.flow)
+        self.table.remove(key).map(|entry| entry.flow)
     }
 
     fn remove_oldest(&mut self) -> Option<AggregatedFlow> {
-        let (_, key) = self.by_age.pop_first()?;
-        self.table.remove(&key).map(|entry| entry.flow)
+        while let Some((clock, key)) = self.by_age.pop_front() {
+            if self.table.get(&key).is_some_and(|e| e.touched == clock) {
+                return self.table.remove(&key).map(|entry| entry.flow);
+            }
+        }
+        None
+    }
+
+    /// Drops stale age entries once they outnumber the live ones.
+    fn compact_ages(&mut self) {
+        if self.by_age.len() > 2 * self.table.len() + 1024 {
+            let table = &self.table;
+            self.by_age
+                .retain(|(clock, key)| table.get(key).is_some_and(|e| e.touched == *clock));
+        }
     }
 }

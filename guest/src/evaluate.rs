@@ -6,7 +6,7 @@ use crate::image::{AddressMatch, Image, PortRange, Rule, ServiceTag};
 use crate::matching::{NameSet, PrefixSet, is_private, normalize};
 use crate::record::{DnsAnswer, Finding, Flow};
 use crate::vocab::{Action, FindingKind, Severity};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 
 /// The tag whose ranges are the services' own egress and public front ends.
@@ -132,9 +132,9 @@ impl Evaluator {
             .service_tags
             .iter()
             .position(|t| t.name.eq_ignore_ascii_case(HEALTH_TAG));
-        let mut service_names = HashMap::new();
-        let mut private_ips = HashMap::new();
-        let mut public_ips = HashMap::new();
+        let mut service_names = HashMap::default();
+        let mut private_ips = HashMap::default();
+        let mut public_ips = HashMap::default();
         for (i, s) in image.services.iter().enumerate() {
             service_names.insert(s.fqdn.clone(), i);
             service_names.insert(s.privatelink_fqdn.clone(), i);

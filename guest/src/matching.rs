@@ -8,7 +8,7 @@
 //! extra boundary check for that).
 
 use ipnet::IpNet;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::net::IpAddr;
 
 /// A set of address prefixes, both families.

@@ -10,7 +10,6 @@ use linkward_flowlog::{
     read_flow_log_file,
 };
 use std::path::Path;
-use std::sync::Arc;
 
 /// Settings of flow-log input.
 #[derive(Clone, Debug)]
@@ -211,7 +210,7 @@ fn subject_of(flow: &AggregatedFlow, input: u32) -> FlowSubject {
         packets: flow.packets_sent + flow.packets_received,
         bytes: flow.bytes_sent + flow.bytes_received,
         resolved_name: flow.name.clone(),
-        cname_chain: Arc::from(Vec::new()),
+        cname_chain: crate::subject::empty_chain(),
         sni: flow
             .sni
             .as_deref()

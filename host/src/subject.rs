@@ -6,6 +6,14 @@ use linkward_guest::record::{DnsAnswer, Flow};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// The CNAME chain of a flow nobody resolved: one shared empty list, so flows without
+/// names cost no allocation for it.
+pub fn empty_chain() -> Arc<[Box<str>]> {
+    static EMPTY: std::sync::LazyLock<Arc<[Box<str>]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
+}
+
 /// A flow as it was handed to the evaluator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowSubject {

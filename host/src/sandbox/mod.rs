@@ -46,6 +46,25 @@ pub struct Limits {
     pub max_findings_per_record: usize,
     /// How many instances may exist at once (workers plus swaps in flight).
     pub max_instances: u32,
+    /// Where compiled modules are cached between runs (compiling costs a few hundred
+    /// milliseconds, more than scanning a million packets); `None` compiles every time.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+/// The default compilation cache: `$LINKWARD_CACHE_DIR`, else `$XDG_CACHE_HOME/linkward`,
+/// else `$HOME/.cache/linkward`; none when `LINKWARD_NO_CACHE` is set or no home is known.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if std::env::var_os("LINKWARD_NO_CACHE").is_some() {
+        return None;
+    }
+    if let Some(dir) = std::env::var_os("LINKWARD_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|base| base.join("linkward"))
 }
 
 impl Default for Limits {
@@ -55,6 +74,7 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(2),
             max_findings_per_record: FindingKind::ALL.len(),
             max_instances: 64,
+            cache_dir: default_cache_dir(),
         }
     }
 }
@@ -137,6 +157,15 @@ impl PolicyEngine {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // A cache that cannot be set up (read-only home, odd permissions) only costs
+        // compile time, so it is skipped rather than fatal.
+        if let Some(dir) = &limits.cache_dir {
+            let mut cache_config = wasmtime::CacheConfig::new();
+            cache_config.with_directory(dir.join("wasmtime"));
+            if let Ok(cache) = wasmtime::Cache::new(cache_config) {
+                config.cache(Some(cache));
+            }
+        }
         let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let weak = engine.weak();
         std::thread::Builder::new()

@@ -302,7 +302,7 @@ fn flow_subject(dns: &DnsTracker, e: &FlowEntry, input: u32) -> Subject {
         packets: e.packets,
         bytes: e.bytes,
         resolved_name: resolution.map(|r| r.name.clone()),
-        cname_chain: resolution.map_or_else(|| Arc::from(Vec::new()), |r| r.chain.clone()),
+        cname_chain: resolution.map_or_else(crate::subject::empty_chain, |r| r.chain.clone()),
         sni: e.sni.clone(),
         http_host: e.http_host.clone(),
         from_flow_log: false,
