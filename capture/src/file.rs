@@ -217,6 +217,11 @@ impl CaptureFile {
             },
             state,
             done: false,
+            mapping: match &self.bytes {
+                Bytes::Mapped(map) => Some(map),
+                Bytes::Owned(_) => None,
+            },
+            released: 0,
         }
     }
 }
@@ -262,6 +267,10 @@ pub struct Packets<'a> {
     cursor: Cursor<'a>,
     state: State,
     done: bool,
+    /// The mapping walked, whose pages behind the cursor are released as the walk
+    /// goes on (resident memory stays flat whatever the file size).
+    mapping: Option<&'a memmap2::Mmap>,
+    released: usize,
 }
 
 impl Packets<'_> {
@@ -278,6 +287,15 @@ impl<'a> Iterator for Packets<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        // Keep one step mapped behind the cursor: the packet handed out last (and a
+        // caller that looks back a little) stays resident.
+        if let Some(mapping) = self.mapping
+            && self.cursor.pos >= self.released + 2 * map::RELEASE_STEP
+        {
+            let to = self.cursor.pos - map::RELEASE_STEP;
+            map::release(mapping, self.released, to);
+            self.released = to;
         }
         let item = match &mut self.state {
             State::Classic(header) => classic::next(header, &mut self.cursor),

@@ -29,3 +29,29 @@ pub(crate) fn map_read_only(file: &File) -> io::Result<Mmap> {
     }
     Ok(map)
 }
+
+/// How much of a walk stays mapped behind the reader before it is released.
+pub(crate) const RELEASE_STEP: usize = 32 << 20;
+
+/// Tells the kernel this process no longer needs `map[from..to]` resident, so walking
+/// a capture larger than memory keeps the resident set flat: pages already read are
+/// dropped from this process (they stay in the page cache for other readers).
+pub(crate) fn release(map: &Mmap, from: usize, to: usize) {
+    #[cfg(unix)]
+    {
+        const PAGE: usize = 4096;
+        let start = from.div_ceil(PAGE) * PAGE;
+        let end = (to / PAGE) * PAGE;
+        if end > start {
+            // SAFETY: the mapping is read-only and file-backed, so dropping its pages
+            // discards nothing: any later access, through slices handed out earlier,
+            // faults the same bytes back in from the file. The range is inside the
+            // mapping (checked by memmap2) and page-aligned.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, from, to);
+}
