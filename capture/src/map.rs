@@ -31,7 +31,7 @@ pub(crate) fn map_read_only(file: &File) -> io::Result<Mmap> {
 }
 
 /// How much of a walk stays mapped behind the reader before it is released.
-pub(crate) const RELEASE_STEP: usize = 32 << 20;
+pub(crate) const RELEASE_STEP: usize = 16 << 20;
 
 /// Tells the kernel this process no longer needs `map[from..to]` resident, so walking
 /// a capture larger than memory keeps the resident set flat: pages already read are

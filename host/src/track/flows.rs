@@ -9,17 +9,28 @@ use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-/// Direction-free flow key: the lower (address, port) end first.
+/// Direction-free flow key: the lower (address, port) end first. Addresses are kept
+/// as 128-bit numbers (IPv4 mapped into IPv6), which compare and hash in a few
+/// instructions where `IpAddr`'s enum costs a branch per step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: (u128, u16),
+    hi: (u128, u16),
     protocol: u8,
 }
 
+#[inline]
+fn wide(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
 impl FlowKey {
+    #[inline]
     pub fn new(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, protocol: u8) -> FlowKey {
-        let (a, b) = ((src, src_port), (dst, dst_port));
+        let (a, b) = ((wide(src), src_port), (wide(dst), dst_port));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey { lo, hi, protocol }
     }
@@ -196,9 +207,16 @@ impl FlowTable {
         }
     }
 
+    /// True when [`FlowTable::sweep`] would do anything at `now_ns`: callers on the
+    /// per-packet path check this first and skip the call.
+    #[inline]
+    pub fn sweep_due(&self, now_ns: u64) -> bool {
+        now_ns >= self.last_sweep_ns.saturating_add(1_000_000_000)
+    }
+
     /// Expires idle flows, at most once per second of capture time.
     pub fn sweep(&mut self, now_ns: u64, departed: &mut impl FnMut(FlowEntry, Departure)) {
-        if now_ns < self.last_sweep_ns.saturating_add(1_000_000_000) {
+        if !self.sweep_due(now_ns) {
             return;
         }
         self.last_sweep_ns = now_ns;

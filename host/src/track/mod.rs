@@ -187,10 +187,14 @@ impl Tracker {
             let subject = flow_subject(&self.dns, entry, input);
             self.ready.push(subject);
         }
-        self.flows
-            .sweep(now_ns, &mut |e, why| departed.push((e, why)));
-        for (e, _why) in departed {
-            self.depart(e, input);
+        if self.flows.sweep_due(now_ns) {
+            self.flows
+                .sweep(now_ns, &mut |e, why| departed.push((e, why)));
+        }
+        if !departed.is_empty() {
+            for (e, _why) in departed {
+                self.depart(e, input);
+            }
         }
         true
     }
