@@ -158,9 +158,9 @@ fn dns_count_matches_tcpdump() {
 
 #[test]
 fn tcp_count_matches_tcpdump_on_the_corpus_when_present() {
-    let path = Path::new(
-        "/work/shared/corpus/pcaps/wellformed/pcap-parser__wireshark_samples-test.pcapng",
-    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/pcaps/wellformed/pcap-parser__wireshark_samples-test.pcapng");
+    let path = path.as_path();
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
         return;

@@ -10,12 +10,16 @@ use std::process::Command;
 
 use linkward_capture::{CaptureFile, open_with_libpcap};
 
-const CORPUS: &str = "/work/shared/corpus";
+/// The shared corpus beside the repository (`../shared/corpus`), when it is there.
+fn corpus_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+}
 
 fn corpus_files() -> Option<Vec<PathBuf>> {
-    let root = Path::new(CORPUS);
+    let root = corpus_root();
+    let root = root.as_path();
     if !root.is_dir() {
-        eprintln!("skipped: corpus {CORPUS} is absent");
+        eprintln!("skipped: corpus {} is absent", root.display());
         return None;
     }
     let mut files = Vec::new();
