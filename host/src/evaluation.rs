@@ -235,6 +235,19 @@ impl Batcher {
         self.flows.len() + self.dns.len()
     }
 
+    /// Adds a record of either kind.
+    pub fn push(
+        &mut self,
+        subject: Subject,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+    ) -> io::Result<()> {
+        match subject {
+            Subject::Flow(f) => self.push_flow(f, backend, sink),
+            Subject::Dns(d) => self.push_dns(d, backend, sink),
+        }
+    }
+
     pub fn push_flow(
         &mut self,
         flow: FlowSubject,

@@ -175,10 +175,7 @@ impl Pipeline {
         if let Some(observe) = &mut self.observer {
             observe(&subject);
         }
-        if let Subject::Flow(flow) = subject {
-            self.batcher.push_flow(flow, backend, sink)?;
-        }
-        Ok(())
+        Ok(self.batcher.push(subject, backend, sink)?)
     }
 
     /// Counters of flow-record input, kept by whoever reads the records.
@@ -204,10 +201,7 @@ impl Pipeline {
             if let Some(observe) = &mut self.observer {
                 observe(&subject);
             }
-            match subject {
-                Subject::Flow(f) => self.batcher.push_flow(f, backend, sink)?,
-                Subject::Dns(d) => self.batcher.push_dns(d, backend, sink)?,
-            }
+            self.batcher.push(subject, backend, sink)?;
         }
         Ok(())
     }

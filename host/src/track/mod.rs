@@ -191,10 +191,8 @@ impl Tracker {
             self.flows
                 .sweep(now_ns, &mut |e, why| departed.push((e, why)));
         }
-        if !departed.is_empty() {
-            for (e, _why) in departed {
-                self.depart(e, input);
-            }
+        for (e, _why) in departed {
+            self.depart(e, input);
         }
         true
     }
