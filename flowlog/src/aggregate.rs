@@ -6,7 +6,6 @@
 //! moments apart.
 
 use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -205,10 +204,49 @@ pub struct AggregatorStats {
     pub flushed: u64,
 }
 
-struct Entry {
+/// The table's key: a [`FlowKey`] as three integers, so that hashing and comparing it
+/// is a few word operations instead of walking two `IpAddr` enums. IPv4 addresses are
+/// mapped into IPv6; the families are kept apart in `rest`, so `::ffff:10.0.0.1` and
+/// `10.0.0.1` stay two flows as they are two keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PackedKey {
+    src: u128,
+    dst: u128,
+    /// Ports, protocol, direction and the two address families.
+    rest: u64,
+}
+
+impl PackedKey {
+    fn of(key: &FlowKey) -> PackedKey {
+        let (src, src_v4) = address_bits(key.src);
+        let (dst, dst_v4) = address_bits(key.dst);
+        let rest = u64::from(key.src_port)
+            | u64::from(key.dst_port) << 16
+            | u64::from(key.protocol) << 32
+            | u64::from(key.direction == Direction::Inbound) << 40
+            | u64::from(src_v4) << 41
+            | u64::from(dst_v4) << 42;
+        PackedKey { src, dst, rest }
+    }
+}
+
+fn address_bits(address: IpAddr) -> (u128, bool) {
+    match address {
+        IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), true),
+        IpAddr::V6(v6) => (u128::from(v6), false),
+    }
+}
+
+/// No slot: the end of the recency list.
+const NONE: usize = usize::MAX;
+
+/// A flow in the table, linked into the recency list.
+struct Node {
     flow: AggregatedFlow,
-    /// When the entry was last updated, on the aggregator's clock.
-    touched: u64,
+    /// The node updated just before this one (towards the oldest).
+    older: usize,
+    /// The node updated just after this one (towards the newest).
+    newer: usize,
 }
 
 /// Groups tuples into flows in bounded memory.
@@ -248,13 +286,18 @@ struct Entry {
 /// ```
 pub struct FlowAggregator {
     max_entries: usize,
-    table: FxHashMap<FlowKey, Entry>,
-    /// Keys in the order they were updated, oldest first, with the update's clock. An
-    /// entry is current only while the flow's `touched` still equals its clock; stale
-    /// ones are skipped when popped and compacted away when they pile up, so an update
-    /// is one push instead of a tree removal and insertion.
-    by_age: VecDeque<(u64, FlowKey)>,
-    clock: u64,
+    /// Where each open flow's node is in `nodes`.
+    table: FxHashMap<PackedKey, usize>,
+    /// The open flows; `None` for free slots, whose indexes wait in `free`. A slab
+    /// with a doubly linked recency list through it makes an update, a removal and
+    /// finding the least recently updated flow O(1), with no per-update allocation
+    /// and nothing to compact.
+    nodes: Vec<Option<Node>>,
+    free: Vec<usize>,
+    /// Least recently updated node, or [`NONE`].
+    oldest: usize,
+    /// Most recently updated node, or [`NONE`].
+    newest: usize,
     next_id: u64,
     stats: AggregatorStats,
 }
@@ -265,8 +308,10 @@ impl FlowAggregator {
         FlowAggregator {
             max_entries: max_entries.max(1),
             table: FxHashMap::default(),
-            by_age: VecDeque::new(),
-            clock: 0,
+            nodes: Vec::new(),
+            free: Vec::new(),
+            oldest: NONE,
+            newest: NONE,
             next_id: 0,
             stats: AggregatorStats::default(),
         }
@@ -277,58 +322,71 @@ impl FlowAggregator {
     /// then its end if it was an `E` tuple.
     pub fn push(&mut self, tuple: &FlowTuple, mut on_event: impl FnMut(FlowEvent)) {
         self.stats.tuples += 1;
-        self.clock += 1;
         let key = FlowKey::of(tuple);
-        let starts_new = match self.table.get(&key) {
-            None => true,
-            Some(entry) => {
-                tuple.state == Some(FlowState::Begin) || (is_denied(tuple) && !entry.flow.denied)
+        let packed = PackedKey::of(&key);
+        let ends = tuple.state == Some(FlowState::End);
+        let found = self.table.get(&packed).copied();
+        if let Some(index) = found {
+            let continues = match self.nodes.get_mut(index) {
+                Some(Some(node)) => {
+                    let starts_new = tuple.state == Some(FlowState::Begin)
+                        || (is_denied(tuple) && !node.flow.denied);
+                    if !starts_new {
+                        node.flow.add(tuple);
+                    }
+                    !starts_new
+                }
+                // The table only names live nodes; treat a dangling index as a new flow.
+                _ => false,
+            };
+            if continues {
+                if ends {
+                    self.table.remove(&packed);
+                    if let Some(flow) = self.unlink(index) {
+                        self.stats.ended += 1;
+                        on_event(FlowEvent::Closed {
+                            flow,
+                            reason: CloseReason::Ended,
+                        });
+                    }
+                } else {
+                    self.touch(index);
+                }
+                return;
             }
-        };
-        if starts_new {
-            if let Some(old) = self.remove(&key) {
+            self.table.remove(&packed);
+            if let Some(old) = self.unlink(index) {
                 self.stats.replaced += 1;
                 on_event(FlowEvent::Closed {
                     flow: old,
                     reason: CloseReason::Replaced,
                 });
             }
-            while self.table.len() >= self.max_entries {
-                let Some(oldest) = self.remove_oldest() else {
-                    break;
-                };
-                self.stats.evicted += 1;
-                on_event(FlowEvent::Closed {
-                    flow: oldest,
-                    reason: CloseReason::Evicted,
-                });
-            }
-            let flow = AggregatedFlow::start(self.next_id, key, tuple);
-            self.next_id += 1;
-            self.stats.opened += 1;
-            on_event(FlowEvent::Opened(flow.clone()));
-            self.by_age.push_back((self.clock, key));
-            self.table.insert(
-                key,
-                Entry {
-                    flow,
-                    touched: self.clock,
-                },
-            );
-        } else if let Some(entry) = self.table.get_mut(&key) {
-            entry.flow.add(tuple);
-            entry.touched = self.clock;
-            self.by_age.push_back((self.clock, key));
         }
-        self.compact_ages();
-        if tuple.state == Some(FlowState::End)
-            && let Some(flow) = self.remove(&key)
-        {
+        while self.table.len() >= self.max_entries {
+            let Some(oldest) = self.remove_oldest() else {
+                break;
+            };
+            self.stats.evicted += 1;
+            on_event(FlowEvent::Closed {
+                flow: oldest,
+                reason: CloseReason::Evicted,
+            });
+        }
+        let flow = AggregatedFlow::start(self.next_id, key, tuple);
+        self.next_id += 1;
+        self.stats.opened += 1;
+        on_event(FlowEvent::Opened(flow.clone()));
+        if ends {
+            // Opened and ended by the same tuple: it never needs a place in the table.
             self.stats.ended += 1;
             on_event(FlowEvent::Closed {
                 flow,
                 reason: CloseReason::Ended,
             });
+        } else {
+            let index = self.insert(flow);
+            self.table.insert(packed, index);
         }
     }
 
@@ -338,15 +396,17 @@ impl FlowAggregator {
     /// ends; it scans the whole table, so call it now and then, not per
     /// tuple.
     pub fn expire_idle(&mut self, now_ns: u64, idle_ns: u64, mut on_event: impl FnMut(FlowEvent)) {
-        let mut idle: Vec<(u64, FlowKey)> = self
-            .table
-            .iter()
-            .filter(|(_, entry)| entry.flow.last_time_ns.saturating_add(idle_ns) < now_ns)
-            .map(|(key, entry)| (entry.touched, *key))
-            .collect();
-        idle.sort_unstable();
-        for (_, key) in idle {
-            if let Some(flow) = self.remove(&key) {
+        let mut idle = Vec::new();
+        let mut at = self.oldest;
+        while let Some(Some(node)) = self.nodes.get(at) {
+            if node.flow.last_time_ns.saturating_add(idle_ns) < now_ns {
+                idle.push(at);
+            }
+            at = node.newer;
+        }
+        for index in idle {
+            if let Some(flow) = self.unlink(index) {
+                self.table.remove(&PackedKey::of(&flow.key));
                 self.stats.expired += 1;
                 on_event(FlowEvent::Closed {
                     flow,
@@ -383,25 +443,79 @@ impl FlowAggregator {
         &self.stats
     }
 
-    fn remove(&mut self, key: &FlowKey) -> Option<AggregatedFlow> {
-        self.table.remove(key).map(|entry| entry.flow)
+    /// Puts `flow` in a free slot as the most recently updated node.
+    fn insert(&mut self, flow: AggregatedFlow) -> usize {
+        let node = Node {
+            flow,
+            older: self.newest,
+            newer: NONE,
+        };
+        let index = match self.free.pop() {
+            Some(index) if index < self.nodes.len() => {
+                if let Some(slot) = self.nodes.get_mut(index) {
+                    *slot = Some(node);
+                }
+                index
+            }
+            _ => {
+                self.nodes.push(Some(node));
+                self.nodes.len() - 1
+            }
+        };
+        self.link_newest(index);
+        index
+    }
+
+    /// Makes the node at `index` the most recently updated one.
+    fn touch(&mut self, index: usize) {
+        if self.newest == index {
+            return;
+        }
+        self.detach(index);
+        if let Some(Some(node)) = self.nodes.get_mut(index) {
+            node.older = self.newest;
+            node.newer = NONE;
+        }
+        self.link_newest(index);
+    }
+
+    /// Links the node at `index`, whose `older` is already `self.newest`, at the new end.
+    fn link_newest(&mut self, index: usize) {
+        match self.nodes.get_mut(self.newest) {
+            Some(Some(previous)) => previous.newer = index,
+            _ => self.oldest = index,
+        }
+        self.newest = index;
+    }
+
+    /// Takes the node at `index` out of the recency list, leaving it in its slot.
+    fn detach(&mut self, index: usize) {
+        let Some(Some(node)) = self.nodes.get(index) else {
+            return;
+        };
+        let (older, newer) = (node.older, node.newer);
+        match self.nodes.get_mut(older) {
+            Some(Some(o)) => o.newer = newer,
+            _ => self.oldest = newer,
+        }
+        match self.nodes.get_mut(newer) {
+            Some(Some(n)) => n.older = older,
+            _ => self.newest = older,
+        }
+    }
+
+    /// Takes the node at `index` out of the list and frees its slot; the caller removes
+    /// its key from the table.
+    fn unlink(&mut self, index: usize) -> Option<AggregatedFlow> {
+        self.detach(index);
+        let node = self.nodes.get_mut(index)?.take()?;
+        self.free.push(index);
+        Some(node.flow)
     }
 
     fn remove_oldest(&mut self) -> Option<AggregatedFlow> {
-        while let Some((clock, key)) = self.by_age.pop_front() {
-            if self.table.get(&key).is_some_and(|e| e.touched == clock) {
-                return self.table.remove(&key).map(|entry| entry.flow);
-            }
-        }
-        None
-    }
-
-    /// Drops stale age entries once they outnumber the live ones.
-    fn compact_ages(&mut self) {
-        if self.by_age.len() > 2 * self.table.len() + 1024 {
-            let table = &self.table;
-            self.by_age
-                .retain(|(clock, key)| table.get(key).is_some_and(|e| e.touched == *clock));
-        }
+        let flow = self.unlink(self.oldest)?;
+        self.table.remove(&PackedKey::of(&flow.key));
+        Some(flow)
     }
 }

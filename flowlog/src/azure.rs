@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorKind, ErrorLocation, FlowLogError};
 use crate::fields::{GroupContext, parse_nsg_tuple, parse_vnet_tuple};
+use crate::map::RELEASE_STEP;
 use crate::read::ReadSummary;
 use crate::tuple::{MalformedTuple, Position, SourceFormat, TupleEvent, TupleProblem, clip};
 
@@ -79,6 +80,23 @@ pub(crate) struct State<'f> {
     /// so the kind waits here until the top turns it into a `FlowLogError`.
     pending: Option<ErrorKind>,
     next_record: usize,
+    /// The mapped input being parsed, when there is one, so that the pages behind the
+    /// parser can be released.
+    walk: Option<Walk<'f>>,
+}
+
+/// Where the parser is in a memory-mapped input, known from the addresses of the
+/// strings it borrows from it (tuples and member names, which make up nearly all of a
+/// flow log), and what to call every [`RELEASE_STEP`] bytes.
+pub(crate) struct Walk<'f> {
+    /// Address of the first byte of the input.
+    pub(crate) base: usize,
+    /// Length of the input.
+    pub(crate) len: usize,
+    /// Offset from which the next release is due.
+    pub(crate) next: usize,
+    /// Called with an offset everything before which was parsed.
+    pub(crate) release: &'f mut dyn FnMut(usize),
 }
 
 impl<'f> State<'f> {
@@ -89,6 +107,27 @@ impl<'f> State<'f> {
             cursor: Cursor::default(),
             pending: None,
             next_record: 0,
+            walk: None,
+        }
+    }
+
+    /// Lets the parse release the pages of a mapped input behind it.
+    pub(crate) fn with_walk(mut self, walk: Option<Walk<'f>>) -> Self {
+        self.walk = walk;
+        self
+    }
+
+    /// Notes that the parser reached the byte at address `addr`: when that is in the
+    /// mapped input and a step past the last release, everything before it is
+    /// released. Addresses outside the input (text copied out of it) are ignored.
+    #[inline]
+    pub(crate) fn reached(&mut self, addr: usize) {
+        if let Some(walk) = &mut self.walk {
+            let offset = addr.wrapping_sub(walk.base);
+            if offset < walk.len && offset >= walk.next {
+                walk.next = offset.saturating_add(RELEASE_STEP);
+                (walk.release)(offset);
+            }
         }
     }
 
@@ -227,6 +266,37 @@ impl<'de> Visitor<'de> for Key {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(self.0.iter().position(|known| *known == v))
+    }
+}
+
+/// A member name like [`Key`], with the address of its text when the parser borrowed
+/// it from the input (0 when it was copied), for [`State::reached`].
+struct KeyAt(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeyAt {
+    type Value = (Option<usize>, usize);
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyAt {
+    type Value = (Option<usize>, usize);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok((
+            self.0.iter().position(|known| *known == v),
+            v.as_ptr() as usize,
+        ))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((self.0.iter().position(|known| *known == v), 0))
     }
 }
 
@@ -409,7 +479,8 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         let mut meta = RecordMeta::default();
         let mut kind = None;
         let mut deferred: Vec<(RecordKind, Box<RawValue>)> = Vec::new();
-        while let Some(key) = map.next_key_seed(Key(RECORD_KEYS))? {
+        while let Some((key, at)) = map.next_key_seed(KeyAt(RECORD_KEYS))? {
+            st.reached(at);
             let Some(index) = key else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -585,7 +656,8 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, '_> {
         let mut ctx = self.ctx.clone();
         let mut meta_seen = !spec.has_meta;
         let mut deferred: Vec<Box<RawValue>> = Vec::new();
-        while let Some(key) = map.next_key_seed(Key(spec.keys))? {
+        while let Some((key, at)) = map.next_key_seed(KeyAt(spec.keys))? {
+            st.reached(at);
             match key {
                 Some(index) if index == list_index => {
                     st.cursor.member = Some(spec.list_path);
@@ -727,6 +799,12 @@ impl<'de> Visitor<'de> for TupleSeed<'_, '_, '_> {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a flow tuple string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.st.reached(v.as_ptr() as usize);
+        self.st.tuple_text(self.ctx, self.source, v);
+        Ok(())
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {

@@ -174,6 +174,12 @@ impl FlowLogError {
         &self.inner.summary
     }
 
+    /// Replaces the line and column (see [`crate::read_flow_log_file`]).
+    pub(crate) fn set_line_column(&mut self, line: Option<usize>, column: Option<usize>) {
+        self.inner.location.line = line;
+        self.inner.location.column = column;
+    }
+
     /// Takes the error apart, for a caller that wants the I/O error itself.
     pub fn into_kind(self) -> ErrorKind {
         self.inner.kind

@@ -412,6 +412,7 @@ fn malformed(position: Position, problem: TupleProblem, raw: &[u8]) -> TupleEven
 /// Reads JSON lines from an in-memory input.
 pub(crate) fn read_slice(st: &mut State<'_>, bytes: &[u8]) {
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        st.reached(raw.as_ptr() as usize);
         line(st, index, raw);
     }
 }

@@ -155,7 +155,8 @@ It reads flow records; it does not fetch blobs from Azure Storage, and it
 does not read Traffic Analytics output or the IPFIX/NetFlow protocols.
 */
 
-#![forbid(unsafe_code)]
+// Only `map` (the memory mapping of a file) may use `unsafe`.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod aggregate;
@@ -163,6 +164,7 @@ mod azure;
 mod error;
 mod fields;
 mod jsonl;
+mod map;
 mod read;
 mod tuple;
 mod walk;

@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+
+use linkward_flowlog::read_flow_log;
 use std::time::Instant;
 
 use linkward_flowlog::{FlowAggregator, TupleEvent, read_flow_log_file, read_flow_log_slice};
@@ -14,8 +16,13 @@ const TUPLES: u64 = (RECORDS * GROUPS * PER_GROUP) as u64;
 /// Writes a compact VNet flow log (as Azure writes it: one JSON document,
 /// no indentation) where each flow is a B tuple followed by an E tuple.
 fn write_log(out: &mut impl Write) -> std::io::Result<()> {
+    write_records(out, RECORDS)
+}
+
+/// Writes a log like [`write_log`] with `records` records.
+fn write_records(out: &mut impl Write, records: usize) -> std::io::Result<()> {
     write!(out, "{{\"records\":[")?;
-    for record in 0..RECORDS {
+    for record in 0..records {
         if record > 0 {
             write!(out, ",")?;
         }
@@ -110,4 +117,36 @@ fn two_hundred_thousand_tuples_stream_through() {
         slice_count as f64 / elapsed.as_secs_f64()
     );
     assert_eq!(slice_summary, summary);
+}
+
+/// A file larger than the step at which the mapped reader releases the pages behind it
+/// (16 MiB), cut short near its end: the mapped reader and the buffered reader deliver
+/// the same tuples and report the same error, at the same line and column.
+#[test]
+fn a_mapped_file_past_several_release_steps_reads_like_the_buffered_reader() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("PT1H.json");
+    let mut data = Vec::new();
+    write_records(&mut data, 70).expect("write");
+    assert!(data.len() > 17 << 20, "the log should span a release step");
+    data.truncate(data.len() - 100);
+    std::fs::write(&path, &data).expect("write the log");
+
+    let mut mapped = Vec::new();
+    let mapped_error =
+        read_flow_log_file(&path, |event| mapped.push(event)).expect_err("the log is truncated");
+    let mut buffered = Vec::new();
+    let file = File::open(&path).expect("open");
+    let buffered_error = read_flow_log(file, &path.display().to_string(), |event| {
+        buffered.push(event)
+    })
+    .expect_err("the log is truncated");
+    assert_eq!(mapped.len(), buffered.len());
+    assert!(
+        mapped == buffered,
+        "the two readers delivered different tuples"
+    );
+    assert_eq!(mapped_error.to_string(), buffered_error.to_string());
+    assert_eq!(mapped_error.summary(), buffered_error.summary());
+    assert!(mapped_error.location().line.is_some());
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use linkward_flowlog::{TupleEvent, read_flow_log, read_flow_log_slice};
+use linkward_flowlog::{TupleEvent, read_flow_log, read_flow_log_file, read_flow_log_slice};
 
 fn samples() -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/flowlogs");
@@ -67,6 +67,38 @@ fn single_byte_corruptions() {
                 let mut input = sample.clone();
                 input[at] = byte;
                 both(&input);
+            }
+        }
+    }
+}
+
+/// A file is memory-mapped and parsed as a slice; its tuples and its errors, with
+/// their line and column, are those of the buffered reader.
+#[test]
+fn files_read_like_the_buffered_reader() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("log.json");
+    let name = path.display().to_string();
+    let replacements = [b'"', b'9', b'x', b'}'];
+    for sample in samples() {
+        for at in (0..sample.len()).step_by(29) {
+            for &byte in &replacements {
+                let mut input = sample.clone();
+                input[at] = byte;
+                std::fs::write(&path, &input).expect("write");
+                let mut from_file: Vec<TupleEvent> = Vec::new();
+                let file = read_flow_log_file(&path, |event| from_file.push(event));
+                let mut from_reader: Vec<TupleEvent> = Vec::new();
+                let reader = read_flow_log(&input[..], &name, |event| from_reader.push(event));
+                assert!(
+                    from_file == from_reader,
+                    "byte {at} = {byte}: tuples differ"
+                );
+                match (file, reader) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b),
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                    (a, b) => panic!("byte {at} = {byte}: {a:?} vs {b:?}"),
+                }
             }
         }
     }
