@@ -150,3 +150,60 @@ pub(crate) fn next<'a>(
         offset,
     }))
 }
+
+/// Record headers that must chain up, one after the other, before an offset found by
+/// [`find_record`] is taken for the start of a record.
+const SYNC_CHAIN: usize = 4;
+
+/// The first offset in `from..limit` where a chain of plausible record headers starts
+/// (or runs exactly to the end of the file), for splitting a file between threads.
+///
+/// Classic records carry no marker, so this is a guess from the fields: a captured
+/// length no larger than the file allows and no larger than the length on the wire, a
+/// sub-second field in range, and timestamps of consecutive records less than a day
+/// apart. A guess is only ever used after a walk from the real start of the file
+/// arrives at exactly that offset; a wrong one costs time, never a packet.
+pub(crate) fn find_record(
+    header: &FileHeader,
+    bytes: &[u8],
+    from: usize,
+    limit: usize,
+) -> Option<usize> {
+    (from..limit.min(bytes.len())).find(|&at| plausible_chain(header, bytes, at))
+}
+
+fn plausible_chain(header: &FileHeader, bytes: &[u8], mut at: usize) -> bool {
+    let header_len = header.record_header_len();
+    let max_caplen = MAX_CAPLEN.max(header.snaplen);
+    let max_fraction = if header.nanos {
+        1_000_000_000
+    } else {
+        1_000_000
+    };
+    let mut previous_secs: Option<u32> = None;
+    for _ in 0..SYNC_CHAIN {
+        if at == bytes.len() {
+            return previous_secs.is_some();
+        }
+        let field = |offset: usize| u32_at(bytes, at.saturating_add(offset), header.big_endian);
+        let (Some(secs), Some(fraction), Some(caplen), Some(origlen)) =
+            (field(0), field(4), field(8), field(12))
+        else {
+            return false;
+        };
+        let close_in_time = previous_secs.is_none_or(|p| p.abs_diff(secs) < 86_400);
+        if caplen > max_caplen || caplen > origlen || fraction >= max_fraction || !close_in_time {
+            return false;
+        }
+        let Some(next) = at
+            .checked_add(header_len)
+            .and_then(|a| a.checked_add(caplen as usize))
+            .filter(|&next| next <= bytes.len())
+        else {
+            return false;
+        };
+        previous_secs = Some(secs);
+        at = next;
+    }
+    true
+}

@@ -66,6 +66,17 @@ pub struct RawPacket<'a> {
     pub offset: u64,
 }
 
+/// A stretch of a classic pcap file between two record boundaries, so several threads
+/// can walk one file at once (see [`CaptureFile::segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of the segment's first record, as guessed when the file was split.
+    pub start: u64,
+    /// Offset where the next segment starts (the file's length for the last one): a
+    /// walk of this segment stops at the first record at or beyond it.
+    pub end: u64,
+}
+
 /// A capture file (pcap or pcapng) opened for zero-copy reading.
 ///
 /// Open it once, then walk it with [`packets`](CaptureFile::packets) as
@@ -217,11 +228,86 @@ impl CaptureFile {
             },
             state,
             done: false,
+            stop_at: usize::MAX,
             mapping: match &self.bytes {
                 Bytes::Mapped(map) => Some(map),
                 Bytes::Owned(_) => None,
             },
             released: 0,
+        }
+    }
+
+    /// Splits a classic pcap file into segments of about `target_bytes` each, whose
+    /// starts are guessed record boundaries, so that threads can walk different parts
+    /// of one file at the same time.
+    ///
+    /// `None` for pcapng, whose packet blocks can only be read with the interfaces
+    /// declared before them, that is after a walk from the start. Segments are in file
+    /// order, cover everything after the file header, and the first starts at the
+    /// first record.
+    ///
+    /// Boundaries after the first are guesses (a classic record has no marker to find
+    /// it by): they are right when the walk of the segment before stops exactly at
+    /// them ([`Packets::position`] after [`packets_in`](CaptureFile::packets_in)
+    /// ends). A caller that finds otherwise walks on from where that walk stopped.
+    pub fn segments(&self, target_bytes: u64) -> Option<Vec<Segment>> {
+        let Start::Classic(header) = self.start else {
+            return None;
+        };
+        let bytes = self.bytes.as_slice();
+        let len = bytes.len();
+        let step = usize::try_from(target_bytes.max(1 << 16)).unwrap_or(usize::MAX);
+        let mut starts = vec![classic::FILE_HEADER_LEN.min(len)];
+        let mut nominal = starts[0].saturating_add(step);
+        while nominal < len {
+            let limit = nominal.saturating_add(step);
+            match classic::find_record(&header, bytes, nominal, limit) {
+                Some(at) => {
+                    starts.push(at);
+                    nominal = at.saturating_add(step);
+                }
+                None => nominal = limit,
+            }
+        }
+        let ends = starts.iter().skip(1).copied().chain([len]);
+        Some(
+            starts
+                .iter()
+                .zip(ends)
+                .map(|(&start, end)| Segment {
+                    start: usize_to_u64(start),
+                    end: usize_to_u64(end),
+                })
+                .collect(),
+        )
+    }
+
+    /// Walks the records of a classic pcap file from `start` (an offset believed to
+    /// begin a record) until the first record at or beyond `end`, numbering them from
+    /// `first_number`. Pages are not released behind this walk: whoever splits the
+    /// work calls [`release`](CaptureFile::release) once every reader is done.
+    ///
+    /// For pcapng, which cannot be entered in the middle, it walks the whole file.
+    pub fn packets_in(&self, start: u64, end: u64, first_number: u64) -> Packets<'_> {
+        let mut packets = self.packets();
+        packets.mapping = None;
+        if let State::Classic(_) = packets.state {
+            let len = self.bytes.as_slice().len();
+            packets.cursor.pos = usize::try_from(start).unwrap_or(len).min(len);
+            packets.cursor.number = first_number.saturating_sub(1);
+            packets.stop_at = usize::try_from(end).unwrap_or(usize::MAX);
+        }
+        packets
+    }
+
+    /// Drops the pages of `start..end` from this process's memory (they stay in the
+    /// page cache): for callers of [`packets_in`](CaptureFile::packets_in) that are done
+    /// with a segment. Reading those bytes again later still works; it faults them in.
+    pub fn release(&self, start: u64, end: u64) {
+        if let Bytes::Mapped(map) = &self.bytes {
+            let len = map.len();
+            let clamp = |o: u64| usize::try_from(o).unwrap_or(len).min(len);
+            map::release(map, clamp(start), clamp(end));
         }
     }
 }
@@ -267,6 +353,8 @@ pub struct Packets<'a> {
     cursor: Cursor<'a>,
     state: State,
     done: bool,
+    /// The walk ends at the first record at or beyond this offset.
+    stop_at: usize,
     /// The mapping walked, whose pages behind the cursor are released as the walk
     /// goes on (resident memory stays flat whatever the file size).
     mapping: Option<&'a memmap2::Mmap>,
@@ -285,7 +373,8 @@ impl<'a> Iterator for Packets<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
+        if self.done || self.cursor.pos >= self.stop_at {
+            self.done = true;
             return None;
         }
         // Keep one step mapped behind the cursor: the packet handed out last (and a

@@ -151,7 +151,7 @@ mod writer;
 
 pub use bpf::{BpfFilter, BpfFilterSet};
 pub use error::{CaptureError, ErrorKind};
-pub use file::{CaptureFile, Format, MAX_CAPLEN, Packets, RawPacket};
+pub use file::{CaptureFile, Format, MAX_CAPLEN, Packets, RawPacket, Segment};
 pub use libpcap::{LibpcapPackets, OwnedPacket, open_with_libpcap};
 pub use live::{LiveCapture, LiveOptions, LivePacket, LiveStats};
 pub use writer::{PcapNgWriter, PcapWriter, TsResolution};

@@ -84,25 +84,7 @@ impl Decoder {
         frame: &'a [u8],
         ts_ns: u64,
     ) -> Result<Packet<'a>, Skip> {
-        let l3 = link::locate(link, frame)?;
-        let ip = frame.get(l3.offset..).unwrap_or(&[]);
-        let net = match l3.net {
-            Net::Either => match ip::version(ip)? {
-                4 => Net::V4,
-                6 => Net::V6,
-                version => {
-                    return Err(Skip::BadIpVersion {
-                        version,
-                        expected: 0,
-                    });
-                }
-            },
-            net => net,
-        };
-        match net {
-            Net::V6 => ip::ipv6(ip, l3.vlan, ts_ns, &mut self.reasm),
-            _ => ip::ipv4(ip, l3.vlan, ts_ns, &mut self.reasm),
-        }
+        decode_with(link, frame, ts_ns, Some(&mut self.reasm))
     }
 
     /// The reassembler's counters.
@@ -113,6 +95,49 @@ impl Decoder {
             expired: self.reasm.expired,
             dropped: self.reasm.dropped,
         }
+    }
+}
+
+/// Decodes a frame that needs no state: everything but IP fragments, for which it
+/// returns `None`.
+///
+/// The result is what [`Decoder::decode`] returns for the same frame, and decoding
+/// this way leaves no trace in any decoder. That lets one thread decode frames and
+/// route them to the workers that own their flows, while the fragments, whose
+/// reassembly is stateful, go to every worker's own [`Decoder`].
+#[inline]
+pub fn decode_stateless(link: LinkType, frame: &[u8]) -> Option<Result<Packet<'_>, Skip>> {
+    match decode_with(link, frame, 0, None) {
+        Err(Skip::FragmentPending) => None,
+        decoded => Some(decoded),
+    }
+}
+
+#[inline]
+fn decode_with<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    ts_ns: u64,
+    reasm: Option<&'a mut Reassembler>,
+) -> Result<Packet<'a>, Skip> {
+    let l3 = link::locate(link, frame)?;
+    let ip = frame.get(l3.offset..).unwrap_or(&[]);
+    let net = match l3.net {
+        Net::Either => match ip::version(ip)? {
+            4 => Net::V4,
+            6 => Net::V6,
+            version => {
+                return Err(Skip::BadIpVersion {
+                    version,
+                    expected: 0,
+                });
+            }
+        },
+        net => net,
+    };
+    match net {
+        Net::V6 => ip::ipv6(ip, l3.vlan, ts_ns, reasm),
+        _ => ip::ipv4(ip, l3.vlan, ts_ns, reasm),
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn ipv4<'a>(
     ip: &'a [u8],
     vlan: Option<u16>,
     ts_ns: u64,
-    reasm: &'a mut Reassembler,
+    reasm: Option<&'a mut Reassembler>,
 ) -> Result<Packet<'a>, Skip> {
     if ip.len() < IPV4_MIN_HEADER {
         return Err(Skip::TruncatedIp {
@@ -146,6 +146,11 @@ pub(crate) fn ipv4<'a>(
             next: protocol,
         }),
         max_end: MAX_IP_LEN - header_len,
+    };
+    // Without a reassembler (a stateless decode), a fragment that needs one is
+    // reported as pending: the caller hands it to a stateful decoder.
+    let Some(reasm) = reasm else {
+        return Err(Skip::FragmentPending);
     };
     match reasm.insert(key, frag, ts_ns) {
         Ok((datagram, first)) => Ok(Packet {
@@ -251,7 +256,7 @@ pub(crate) fn ipv6<'a>(
     ip: &'a [u8],
     vlan: Option<u16>,
     ts_ns: u64,
-    reasm: &'a mut Reassembler,
+    reasm: Option<&'a mut Reassembler>,
 ) -> Result<Packet<'a>, Skip> {
     if ip.len() < IPV6_HEADER {
         return Err(Skip::TruncatedIp {
@@ -347,6 +352,11 @@ pub(crate) fn ipv6<'a>(
                     next,
                 }),
                 max_end: MAX_IP_LEN,
+            };
+            // Without a reassembler (a stateless decode), a fragment that needs one is
+            // reported as pending: the caller hands it to a stateful decoder.
+            let Some(reasm) = reasm else {
+                return Err(Skip::FragmentPending);
             };
             match reasm.insert(key, frag, ts_ns) {
                 Ok((datagram, first)) => {

@@ -88,7 +88,7 @@ mod reassembly;
 mod skip;
 pub mod tls;
 
-pub use decoder::{Decoder, DecoderConfig, FragmentStats};
+pub use decoder::{Decoder, DecoderConfig, FragmentStats, decode_stateless};
 pub use link::LinkType;
 pub use packet::{Packet, TcpFlags, Transport};
 pub use skip::Skip;

@@ -189,3 +189,40 @@ fn random_bytes_as_every_link_type() {
         exercise(&mut d, link, &frame, round);
     }
 }
+
+/// `decode_stateless` is what a fresh decoder says about the same frame, except that it
+/// declines fragments (which a fresh decoder would hold for reassembly or, for a first
+/// fragment it cannot keep, decode alone) so the caller can send them to a stateful one.
+#[test]
+fn stateless_decode_agrees_with_a_fresh_decoder() {
+    let mut rng = Rng(7);
+    let frames = golden();
+    let (mut declined, mut agreed) = (0, 0);
+    for round in 0..rounds(20_000) {
+        let (link, mut frame) = frames[round % frames.len()].clone();
+        if round >= frames.len() {
+            let i = rng.below(frame.len().min(80));
+            frame[i] = rng.next() as u8;
+            frame.truncate(frame.len() - rng.below(8).min(frame.len()));
+        }
+        let mut fresh = Decoder::default();
+        let expected = fresh.decode(link, &frame, 0);
+        match linkward_decode::decode_stateless(link, &frame) {
+            Some(got) => {
+                assert_eq!(got, expected, "round {round}");
+                agreed += 1;
+            }
+            None => {
+                // A lone fragment: held by the reassembler, or refused by it.
+                assert!(
+                    matches!(&expected, Err(s) if s.label().starts_with("fragment-")),
+                    "round {round}: declined a frame that is no fragment: {expected:?}"
+                );
+                declined += 1;
+            }
+        }
+    }
+    // The golden frames hold four fragments; mutations keep some of them fragments.
+    assert!(declined >= 4, "declined {declined}");
+    assert!(agreed > declined);
+}
