@@ -12,10 +12,13 @@
 //!   the parsing floor;
 //! - `read_reader`: `linkward_flowlog::read_flow_log` over an open file, the buffered
 //!   reader used for pipes and other inputs that cannot be mapped;
-//! - `read_file`: `linkward_flowlog::read_flow_log_file`, the reader `linkward scan`
-//!   uses (the file memory-mapped, from the page cache): **parse**;
-//! - `aggregate`: `read_file` feeding every tuple to a `FlowAggregator`: the
-//!   difference from `read_file` is **aggregate**;
+//! - `read_file`: `linkward_flowlog::read_flow_log_file_lent`, the reader `linkward
+//!   scan` uses (the file memory-mapped, from the page cache, each tuple lent to the
+//!   callback): **parse**;
+//! - `read_file_owned`: `linkward_flowlog::read_flow_log_file`, the same handing each
+//!   tuple over (a copy of its shared strings' references per tuple);
+//! - `aggregate`: `read_file` lending every tuple to `FlowAggregator::push_lent`, as
+//!   the host does: the difference from `read_file` is **aggregate**;
 //! - `scan/native`: reading, aggregating and evaluating every flow with the policy
 //!   evaluator compiled natively, through the host's flow-log reader and pipeline;
 //! - `scan/sandbox`: the same through the policy module in wasmtime, as `linkward
@@ -25,8 +28,8 @@
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use linkward_flowlog::{
-    FlowAggregator, FlowEvent, FlowLogError, ReadSummary, TupleEvent, read_flow_log,
-    read_flow_log_file, read_flow_log_slice,
+    FlowAggregator, FlowChange, FlowLogError, ReadSummary, TupleEvent, TupleEventRef,
+    read_flow_log, read_flow_log_file, read_flow_log_file_lent, read_flow_log_slice,
 };
 use linkward_host::evaluation::{Backend, FindingSink, NativeBackend, Report, SandboxBackend};
 use linkward_host::flowlogs::{FlowLogOptions, scan_flow_log};
@@ -236,6 +239,20 @@ fn flowlog(c: &mut Criterion) {
         b.iter(|| read_all(|f| read_flow_log_slice(black_box(&log), "bench", f)))
     });
     group.bench_function("read_file", |b| {
+        b.iter(|| {
+            let mut seen = 0u64;
+            let summary = read_flow_log_file_lent(file.path(), |event| {
+                if let TupleEventRef::Tuple(tuple) = event {
+                    seen += u64::from(tuple.dst_port);
+                }
+            });
+            match summary {
+                Ok(s) => black_box((s.tuples, seen)),
+                Err(e) => panic!("read: {e}"),
+            }
+        })
+    });
+    group.bench_function("read_file_owned", |b| {
         b.iter(|| read_all(|f| read_flow_log_file(file.path(), f)))
     });
     group.bench_function("read_reader", |b| {
@@ -248,10 +265,10 @@ fn flowlog(c: &mut Criterion) {
         b.iter(|| {
             let mut aggregator = FlowAggregator::new(FlowLogOptions::default().max_flows);
             let mut opened = 0u64;
-            let summary = read_flow_log_file(file.path(), |event| {
-                if let TupleEvent::Tuple(tuple) = event {
-                    aggregator.push(&tuple, |e| {
-                        if let FlowEvent::Opened(flow) = e {
+            let summary = read_flow_log_file_lent(file.path(), |event| {
+                if let TupleEventRef::Tuple(tuple) = event {
+                    aggregator.push_lent(tuple, |e| {
+                        if let FlowChange::Opened(flow) = e {
                             opened += flow.id & 1;
                         }
                     });

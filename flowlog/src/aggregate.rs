@@ -185,6 +185,34 @@ pub enum FlowEvent {
     },
 }
 
+/// What [`FlowAggregator::push_lent`] reports: a [`FlowEvent`] whose opened flow is
+/// lent rather than copied.
+#[derive(Debug)]
+// A closed flow goes straight to the callback; boxing it would cost an allocation per
+// flow to save a move.
+#[allow(clippy::large_enum_variant)]
+pub enum FlowChange<'a> {
+    /// A flow seen for the first time, as it is in the table.
+    Opened(&'a AggregatedFlow),
+    /// A flow left the table, with its final counters.
+    Closed {
+        /// The flow as it ended.
+        flow: AggregatedFlow,
+        /// Why it was closed.
+        reason: CloseReason,
+    },
+}
+
+impl FlowChange<'_> {
+    /// The event [`FlowAggregator::push`] reports for this change.
+    pub fn into_event(self) -> FlowEvent {
+        match self {
+            FlowChange::Opened(flow) => FlowEvent::Opened(flow.clone()),
+            FlowChange::Closed { flow, reason } => FlowEvent::Closed { flow, reason },
+        }
+    }
+}
+
 /// Counters of what the aggregator did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AggregatorStats {
@@ -321,6 +349,13 @@ impl FlowAggregator {
     /// whose key it took over or that it evicted, then the flow it opened,
     /// then its end if it was an `E` tuple.
     pub fn push(&mut self, tuple: &FlowTuple, mut on_event: impl FnMut(FlowEvent)) {
+        self.push_lent(tuple, |change| on_event(change.into_event()));
+    }
+
+    /// Like [`FlowAggregator::push`], but lends the opened flow instead of handing
+    /// over a copy: a caller that only reads it (to evaluate it) saves copying the
+    /// flow and its shared strings once per flow.
+    pub fn push_lent(&mut self, tuple: &FlowTuple, mut on_event: impl FnMut(FlowChange<'_>)) {
         self.stats.tuples += 1;
         let key = FlowKey::of(tuple);
         let packed = PackedKey::of(&key);
@@ -344,7 +379,7 @@ impl FlowAggregator {
                     self.table.remove(&packed);
                     if let Some(flow) = self.unlink(index) {
                         self.stats.ended += 1;
-                        on_event(FlowEvent::Closed {
+                        on_event(FlowChange::Closed {
                             flow,
                             reason: CloseReason::Ended,
                         });
@@ -357,7 +392,7 @@ impl FlowAggregator {
             self.table.remove(&packed);
             if let Some(old) = self.unlink(index) {
                 self.stats.replaced += 1;
-                on_event(FlowEvent::Closed {
+                on_event(FlowChange::Closed {
                     flow: old,
                     reason: CloseReason::Replaced,
                 });
@@ -368,7 +403,7 @@ impl FlowAggregator {
                 break;
             };
             self.stats.evicted += 1;
-            on_event(FlowEvent::Closed {
+            on_event(FlowChange::Closed {
                 flow: oldest,
                 reason: CloseReason::Evicted,
             });
@@ -376,17 +411,20 @@ impl FlowAggregator {
         let flow = AggregatedFlow::start(self.next_id, key, tuple);
         self.next_id += 1;
         self.stats.opened += 1;
-        on_event(FlowEvent::Opened(flow.clone()));
         if ends {
             // Opened and ended by the same tuple: it never needs a place in the table.
+            on_event(FlowChange::Opened(&flow));
             self.stats.ended += 1;
-            on_event(FlowEvent::Closed {
+            on_event(FlowChange::Closed {
                 flow,
                 reason: CloseReason::Ended,
             });
         } else {
             let index = self.insert(flow);
             self.table.insert(packed, index);
+            if let Some(Some(node)) = self.nodes.get(index) {
+                on_event(FlowChange::Opened(&node.flow));
+            }
         }
     }
 

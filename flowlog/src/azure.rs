@@ -20,10 +20,12 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorKind, ErrorLocation, FlowLogError};
-use crate::fields::{GroupContext, parse_nsg_tuple, parse_vnet_tuple};
+use crate::fields::{GroupContext, parse_nsg_tuple, parse_vnet_values};
 use crate::map::RELEASE_STEP;
 use crate::read::ReadSummary;
-use crate::tuple::{MalformedTuple, Position, SourceFormat, TupleEvent, TupleProblem, clip};
+use crate::tuple::{
+    FlowTuple, MalformedTuple, Position, SourceFormat, TupleEventRef, TupleProblem, clip,
+};
 
 /// How deep in the tree the reader is; indexes of deeper levels are cleared
 /// when a shallower one moves on.
@@ -73,13 +75,15 @@ impl Cursor {
 
 /// Everything the seeds share while one input is read.
 pub(crate) struct State<'f> {
-    on_tuple: &'f mut dyn FnMut(TupleEvent),
+    on_tuple: &'f mut dyn FnMut(TupleEventRef<'_>),
     pub(crate) summary: ReadSummary,
     cursor: Cursor,
     /// A typed error raised below a visitor; serde only carries text upward,
     /// so the kind waits here until the top turns it into a `FlowLogError`.
     pending: Option<ErrorKind>,
     next_record: usize,
+    /// The tuple lent to the callback, rewritten in place for each VNet tuple.
+    scratch: Option<FlowTuple>,
     /// The mapped input being parsed, when there is one, so that the pages behind the
     /// parser can be released.
     walk: Option<Walk<'f>>,
@@ -100,13 +104,17 @@ pub(crate) struct Walk<'f> {
 }
 
 impl<'f> State<'f> {
-    pub(crate) fn new(on_tuple: &'f mut dyn FnMut(TupleEvent), summary: ReadSummary) -> Self {
+    pub(crate) fn new(
+        on_tuple: &'f mut dyn FnMut(TupleEventRef<'_>),
+        summary: ReadSummary,
+    ) -> Self {
         State {
             on_tuple,
             summary,
             cursor: Cursor::default(),
             pending: None,
             next_record: 0,
+            scratch: None,
             walk: None,
         }
     }
@@ -131,17 +139,17 @@ impl<'f> State<'f> {
         }
     }
 
-    pub(crate) fn deliver(&mut self, event: TupleEvent) {
-        match &event {
-            TupleEvent::Tuple(_) => self.summary.tuples += 1,
-            TupleEvent::Malformed(_) => self.summary.malformed += 1,
+    pub(crate) fn deliver(&mut self, event: TupleEventRef<'_>) {
+        match event {
+            TupleEventRef::Tuple(_) => self.summary.tuples += 1,
+            TupleEventRef::Malformed(_) => self.summary.malformed += 1,
         }
         (self.on_tuple)(event);
     }
 
     fn malformed(&mut self, source: SourceFormat, problem: TupleProblem, text: &str) {
         let position = self.cursor.position();
-        self.deliver(TupleEvent::Malformed(MalformedTuple {
+        self.deliver(TupleEventRef::Malformed(&MalformedTuple {
             source,
             position,
             problem,
@@ -152,12 +160,21 @@ impl<'f> State<'f> {
     fn tuple_text(&mut self, ctx: &GroupContext, source: SourceFormat, text: &str) {
         let position = self.cursor.position();
         let parsed = match source {
-            SourceFormat::VnetFlowLog => parse_vnet_tuple(text, ctx, position),
-            _ => parse_nsg_tuple(text, ctx, position),
+            SourceFormat::VnetFlowLog => {
+                parse_vnet_values(text).map(|values| match &mut self.scratch {
+                    Some(tuple) => values.write_into(tuple, ctx, position),
+                    None => self.scratch = Some(values.into_tuple(ctx, position)),
+                })
+            }
+            _ => parse_nsg_tuple(text, ctx, position).map(|tuple| self.scratch = Some(tuple)),
         };
-        match parsed {
-            Ok(tuple) => self.deliver(TupleEvent::Tuple(tuple)),
-            Err(problem) => self.malformed(source, problem, text),
+        match (parsed, &self.scratch) {
+            (Ok(()), Some(tuple)) => {
+                self.summary.tuples += 1;
+                (self.on_tuple)(TupleEventRef::Tuple(tuple));
+            }
+            (Ok(()), None) => {}
+            (Err(problem), _) => self.malformed(source, problem, text),
         }
     }
 

@@ -141,14 +141,20 @@ fn parse_counters(fields: [&str; 4]) -> Result<[Option<u64>; 4], TupleProblem> {
 /// A well-formed tuple is read in one pass by [`fast_vnet_tuple`]; anything it does not
 /// take (a malformed tuple, or a form it leaves to the standard parsers) goes through
 /// the field-by-field path, which says exactly what is wrong.
+#[cfg(test)]
 pub(crate) fn parse_vnet_tuple(
     text: &str,
     ctx: &GroupContext,
     position: Position,
 ) -> Result<FlowTuple, TupleProblem> {
-    match fast_vnet_tuple(text, ctx, position) {
-        Some(tuple) => Ok(tuple),
-        None => checked_vnet_tuple(text, ctx, position),
+    parse_vnet_values(text).map(|values| values.into_tuple(ctx, position))
+}
+
+/// The values of a VNet tuple (see [`parse_vnet_tuple`]), to be written into a tuple.
+pub(crate) fn parse_vnet_values(text: &str) -> Result<VnetValues, TupleProblem> {
+    match fast_vnet_values(text) {
+        Some(values) => Ok(values),
+        None => checked_vnet_values(text),
     }
 }
 
@@ -255,7 +261,7 @@ impl<'t> Cursor<'t> {
 /// into fields first: that and the separate parse of each field were most of the cost
 /// of reading a flow log. Returns `None` for anything it does not take, so that
 /// [`checked_vnet_tuple`] decides; what it returns is exactly what that would.
-fn fast_vnet_tuple(text: &str, ctx: &GroupContext, position: Position) -> Option<FlowTuple> {
+fn fast_vnet_values(text: &str) -> Option<VnetValues> {
     let mut c = Cursor { text, at: 0 };
     let time_ns = epoch_to_ns(c.number(u64::MAX)?)?;
     c.comma()?;
@@ -293,25 +299,22 @@ fn fast_vnet_tuple(text: &str, ctx: &GroupContext, position: Position) -> Option
     if c.at != text.len() {
         return None;
     }
-    Some(
-        VnetValues {
-            time_ns,
-            src,
-            dst,
-            src_port,
-            dst_port,
-            protocol,
-            direction,
-            state,
-            encryption: Encryption::from_field(encryption),
-            counters: [packets_sent, bytes_sent, packets_received, bytes_received],
-        }
-        .into_tuple(ctx, position),
-    )
+    Some(VnetValues {
+        time_ns,
+        src,
+        dst,
+        src_port,
+        dst_port,
+        protocol,
+        direction,
+        state,
+        encryption: Encryption::from_field(encryption),
+        counters: [packets_sent, bytes_sent, packets_received, bytes_received],
+    })
 }
 
 /// The values of a VNet tuple, however they were read.
-struct VnetValues {
+pub(crate) struct VnetValues {
     time_ns: u64,
     src: IpAddr,
     dst: IpAddr,
@@ -326,12 +329,57 @@ struct VnetValues {
 }
 
 impl VnetValues {
-    fn into_tuple(self, ctx: &GroupContext, position: Position) -> FlowTuple {
-        let decision = if self.state == FlowState::Denied {
+    /// Makes `tuple` (the previous tuple lent to the reader's caller) this tuple. The
+    /// shared strings are cloned only when the group changed, not for every tuple.
+    pub(crate) fn write_into(self, tuple: &mut FlowTuple, ctx: &GroupContext, position: Position) {
+        fn share(slot: &mut Option<Arc<str>>, value: &Option<Arc<str>>) {
+            let same = match (&*slot, value) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                slot.clone_from(value);
+            }
+        }
+        let [packets_sent, bytes_sent, packets_received, bytes_received] = self.counters;
+        tuple.source = SourceFormat::VnetFlowLog;
+        tuple.flow_log_version = ctx.version;
+        tuple.time_ns = self.time_ns;
+        tuple.end_time_ns = None;
+        tuple.src = self.src;
+        tuple.dst = self.dst;
+        tuple.src_port = self.src_port;
+        tuple.dst_port = self.dst_port;
+        tuple.protocol = self.protocol;
+        tuple.direction = self.direction;
+        tuple.state = Some(self.state);
+        tuple.decision = self.decision();
+        tuple.encryption = Some(self.encryption);
+        tuple.packets_sent = packets_sent;
+        tuple.bytes_sent = bytes_sent;
+        tuple.packets_received = packets_received;
+        tuple.bytes_received = bytes_received;
+        share(&mut tuple.rule, &ctx.rule);
+        share(&mut tuple.acl_id, &ctx.acl_id);
+        share(&mut tuple.mac, &ctx.mac);
+        share(&mut tuple.resource_id, &ctx.resource_id);
+        tuple.name = None;
+        tuple.sni = None;
+        tuple.http_host = None;
+        tuple.position = position;
+    }
+
+    fn decision(&self) -> Decision {
+        if self.state == FlowState::Denied {
             Decision::Denied
         } else {
             Decision::Allowed
-        };
+        }
+    }
+
+    pub(crate) fn into_tuple(self, ctx: &GroupContext, position: Position) -> FlowTuple {
+        let decision = self.decision();
         let [packets_sent, bytes_sent, packets_received, bytes_received] = self.counters;
         FlowTuple {
             source: SourceFormat::VnetFlowLog,
@@ -364,11 +412,7 @@ impl VnetValues {
 }
 
 /// Parses a VNet tuple field by field, naming the first field that is wrong.
-fn checked_vnet_tuple(
-    text: &str,
-    ctx: &GroupContext,
-    position: Position,
-) -> Result<FlowTuple, TupleProblem> {
+fn checked_vnet_values(text: &str) -> Result<VnetValues, TupleProblem> {
     let [
         time,
         src,
@@ -411,8 +455,7 @@ fn checked_vnet_tuple(
         state,
         encryption,
         counters,
-    }
-    .into_tuple(ctx, position))
+    })
 }
 
 /// Parses an NSG flow log tuple of the given version (1 or 2):
@@ -633,16 +676,41 @@ mod tests {
                 cases.push(String::from_utf8(bytes).expect("ASCII"));
             }
         }
-        let ctx = GroupContext::default();
-        let position = Position::default();
+        // Two groups, so that rewriting the lent tuple in place also changes groups.
+        let contexts = [
+            GroupContext::default(),
+            GroupContext {
+                version: Some(4),
+                rule: Some(Arc::from("AllowVnetOutBound")),
+                acl_id: Some(Arc::from("acl")),
+                mac: Some(Arc::from("00224871C205")),
+                resource_id: Some(Arc::from("/vnet")),
+            },
+        ];
         let mut fast_taken = 0;
-        for case in &cases {
-            let checked = checked_vnet_tuple(case, &ctx, position);
-            if let Some(fast) = fast_vnet_tuple(case, &ctx, position) {
+        let mut lent: Option<FlowTuple> = None;
+        for (index, case) in cases.iter().enumerate() {
+            let ctx = &contexts[index / 3 % 2];
+            let position = Position {
+                tuple: index,
+                ..Position::default()
+            };
+            let checked = checked_vnet_values(case).map(|v| v.into_tuple(ctx, position));
+            if let Some(fast) = fast_vnet_values(case) {
                 fast_taken += 1;
-                assert_eq!(checked.as_ref(), Ok(&fast), "{case}");
+                assert_eq!(
+                    checked.as_ref(),
+                    Ok(&fast.into_tuple(ctx, position)),
+                    "{case}"
+                );
             }
-            assert_eq!(parse_vnet_tuple(case, &ctx, position), checked, "{case}");
+            let parsed = parse_vnet_tuple(case, ctx, position);
+            assert_eq!(parsed, checked, "{case}");
+            if let (Ok(values), Ok(expected)) = (parse_vnet_values(case), &parsed) {
+                let tuple = lent.get_or_insert_with(|| expected.clone());
+                values.write_into(tuple, ctx, position);
+                assert_eq!(tuple, expected, "{case}");
+            }
         }
         assert!(
             fast_taken > 100,

@@ -396,7 +396,7 @@ fn line(st: &mut State<'_>, index: usize, raw: &[u8]) {
             }
         }
     };
-    st.deliver(event);
+    st.deliver(event.as_lent());
 }
 
 fn malformed(position: Position, problem: TupleProblem, raw: &[u8]) -> TupleEvent {

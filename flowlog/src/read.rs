@@ -10,7 +10,7 @@ use crate::azure::{DocumentSeed, State, Walk};
 use crate::error::{ErrorKind, ErrorLocation, FlowLogError};
 use crate::jsonl;
 use crate::map;
-use crate::tuple::TupleEvent;
+use crate::tuple::{TupleEvent, TupleEventRef};
 
 /// The two kinds of input, told apart by content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,9 +141,18 @@ fn not_json(source_name: &str, bytes: &[u8]) -> FlowLogError {
 /// # Ok::<(), linkward_flowlog::FlowLogError>(())
 /// ```
 pub fn read_flow_log<R: Read>(
-    mut reader: R,
+    reader: R,
     source_name: &str,
     mut on_tuple: impl FnMut(TupleEvent),
+) -> Result<ReadSummary, FlowLogError> {
+    read_buffered(reader, source_name, &mut |event| on_tuple(event.to_event()))
+}
+
+/// [`read_flow_log`], lending each event.
+fn read_buffered<R: Read>(
+    mut reader: R,
+    source_name: &str,
+    on_tuple: &mut dyn FnMut(TupleEventRef<'_>),
 ) -> Result<ReadSummary, FlowLogError> {
     let mut prefix = Vec::with_capacity(4096);
     let mut eof = false;
@@ -181,7 +190,7 @@ pub fn read_flow_log<R: Read>(
     }
     let input = BufReader::with_capacity(BUFFER, Cursor::new(prefix).chain(reader));
     let mut st = State::new(
-        &mut on_tuple,
+        on_tuple,
         ReadSummary {
             input: Some(kind),
             ..ReadSummary::default()
@@ -206,14 +215,19 @@ pub fn read_flow_log_slice(
     source_name: &str,
     mut on_tuple: impl FnMut(TupleEvent),
 ) -> Result<ReadSummary, FlowLogError> {
-    read_slice(bytes, source_name, &mut on_tuple, None)
+    read_slice(
+        bytes,
+        source_name,
+        &mut |event| on_tuple(event.to_event()),
+        None,
+    )
 }
 
 /// The slice reader, with the walk that releases the pages of a mapped input.
 fn read_slice<'f>(
     bytes: &[u8],
     source_name: &str,
-    on_tuple: &'f mut dyn FnMut(TupleEvent),
+    on_tuple: &'f mut dyn FnMut(TupleEventRef<'_>),
     walk: Option<Walk<'f>>,
 ) -> Result<ReadSummary, FlowLogError> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
@@ -257,6 +271,36 @@ pub fn read_flow_log_file(
     path: impl AsRef<Path>,
     mut on_tuple: impl FnMut(TupleEvent),
 ) -> Result<ReadSummary, FlowLogError> {
+    read_flow_log_file_lent(path, |event| on_tuple(event.to_event()))
+}
+
+/// [`read_flow_log_file`], lending each tuple to `on_tuple` instead of handing it
+/// over: the reader rewrites one tuple in place, so the strings the tuples of a group
+/// share are not reference-counted again for each of them. For callers that only look
+/// at each tuple, as [`FlowAggregator::push`](crate::FlowAggregator::push) does.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("PT1H.json");
+/// # std::fs::write(&path, br#"{"records":[{"flowLogVersion":4,"macAddress":"M",
+/// #   "targetResourceID":"/vnet","flowRecords":{"flows":[{"aclID":"a","flowGroups":[
+/// #   {"rule":"r","flowTuples":["1663146003599,10.0.0.6,52.239.184.180,23956,443,6,O,B,NX,0,0,0,0"]}]}]}}]}"#)?;
+/// use linkward_flowlog::{read_flow_log_file_lent, FlowAggregator, TupleEventRef};
+///
+/// let mut aggregator = FlowAggregator::new(1 << 16);
+/// let mut opened = 0;
+/// read_flow_log_file_lent(&path, |event| {
+///     if let TupleEventRef::Tuple(tuple) = event {
+///         aggregator.push(tuple, |_| opened += 1);
+///     }
+/// })?;
+/// assert_eq!(opened, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_flow_log_file_lent(
+    path: impl AsRef<Path>,
+    mut on_tuple: impl FnMut(TupleEventRef<'_>),
+) -> Result<ReadSummary, FlowLogError> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let file = File::open(path).map_err(|err| {
@@ -268,7 +312,7 @@ pub fn read_flow_log_file(
         )
     })?;
     let Some(mapped) = map::map_file(&file) else {
-        return read_flow_log(file, &name, on_tuple);
+        return read_buffered(file, &name, &mut on_tuple);
     };
     let mut released = 0;
     let mut release = |offset: usize| released = map::release(&mapped, released, offset);

@@ -298,6 +298,42 @@ pub enum TupleEvent {
     Malformed(MalformedTuple),
 }
 
+impl TupleEvent {
+    /// The event as [`read_flow_log_file_lent`](crate::read_flow_log_file_lent) hands
+    /// it over.
+    pub fn as_lent(&self) -> TupleEventRef<'_> {
+        match self {
+            TupleEvent::Tuple(tuple) => TupleEventRef::Tuple(tuple),
+            TupleEvent::Malformed(bad) => TupleEventRef::Malformed(bad),
+        }
+    }
+}
+
+/// A [`TupleEvent`] lent to the callback instead of handed over.
+///
+/// The reader keeps one tuple and rewrites it in place for the next tuple of the same
+/// group, so its shared strings (rule, resource id, MAC address, ACL id) are not
+/// reference-counted again for every tuple. A caller that only looks at each tuple,
+/// as flow aggregation does, saves that cost; [`TupleEventRef::to_event`] makes an
+/// owned copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TupleEventRef<'a> {
+    /// A tuple that was read.
+    Tuple(&'a FlowTuple),
+    /// A tuple that was skipped, with the reason.
+    Malformed(&'a MalformedTuple),
+}
+
+impl TupleEventRef<'_> {
+    /// An owned copy of the event.
+    pub fn to_event(self) -> TupleEvent {
+        match self {
+            TupleEventRef::Tuple(tuple) => TupleEvent::Tuple(tuple.clone()),
+            TupleEventRef::Malformed(bad) => TupleEvent::Malformed(bad.clone()),
+        }
+    }
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary.
 pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.len() <= max {

@@ -322,3 +322,46 @@ fn vnet_docs_sample_aggregates_to_fourteen_flows() {
         }
     );
 }
+
+/// `push_lent` reports what `push` reports, in the same order, with the opened flows
+/// lent instead of copied: replacements, evictions, ends and flows opened and ended by
+/// one tuple, in a table of three.
+#[test]
+fn lent_events_are_the_copied_events() {
+    // (seconds after the start, source port, state, bytes each way)
+    let steps = [
+        (0, 1, 'B', 0),
+        (0, 2, 'B', 0),
+        (60, 1, 'C', 10),
+        (60, 3, 'B', 0),
+        (70, 4, 'B', 0),
+        (80, 3, 'B', 0),
+        (90, 4, 'D', 0),
+        (100, 5, 'E', 20),
+        (110, 3, 'E', 30),
+        (120, 1, 'C', 40),
+    ];
+    let lines: Vec<String> = steps
+        .iter()
+        .map(|(secs, port, state, bytes)| {
+            format!(
+                "{},10.1.0.4,10.1.2.5,{},443,6,O,{state},NX,1,{bytes},1,{bytes}",
+                1_714_557_600_000u64 + secs * 1000,
+                50_000 + port
+            )
+        })
+        .collect();
+    let input = vnet(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut copied = FlowAggregator::new(3);
+    let mut expected = run(&mut copied, &input);
+    copied.finish(|event| expected.push(event));
+    let mut lent = FlowAggregator::new(3);
+    let mut events = Vec::new();
+    for tuple in &input {
+        lent.push_lent(tuple, |change| events.push(change.into_event()));
+    }
+    lent.finish(|event| events.push(event));
+    assert_eq!(events, expected);
+    assert_eq!(lent.stats(), copied.stats());
+    assert!(expected.len() > input.len());
+}

@@ -6,8 +6,8 @@ use crate::evaluation::{Backend, FindingSink};
 use crate::pipeline::{Pipeline, ScanError};
 use crate::subject::FlowSubject;
 use linkward_flowlog::{
-    AggregatedFlow, FlowAggregator, FlowEvent, FlowLogError, MalformedTuple, TupleEvent,
-    read_flow_log_file,
+    AggregatedFlow, FlowAggregator, FlowChange, FlowLogError, MalformedTuple, TupleEventRef,
+    read_flow_log_file_lent,
 };
 use std::path::Path;
 
@@ -111,21 +111,21 @@ impl FlowLogReader {
         let mut failure: Option<ScanError> = None;
         let aggregator = &mut self.aggregator;
         let options = &self.options;
-        let result = read_flow_log_file(path, |event| match event {
-            TupleEvent::Tuple(tuple) => {
+        let result = read_flow_log_file_lent(path, |event| match event {
+            TupleEventRef::Tuple(tuple) => {
                 pipeline.flow_record_stats_mut().tuples += 1;
-                aggregator.push(&tuple, |e| {
-                    if let FlowEvent::Opened(flow) = e
-                        && let Err(e) = evaluate(options, &flow, pipeline, input, backend, sink)
+                aggregator.push_lent(tuple, |e| {
+                    if let FlowChange::Opened(flow) = e
+                        && let Err(e) = evaluate(options, flow, pipeline, input, backend, sink)
                     {
                         failure.get_or_insert(e);
                     }
                 });
             }
-            TupleEvent::Malformed(m) => {
+            TupleEventRef::Malformed(m) => {
                 pipeline.flow_record_stats_mut().malformed += 1;
                 if outcome.malformed.len() < options.max_reported_malformed {
-                    outcome.malformed.push(describe(&name, &m));
+                    outcome.malformed.push(describe(&name, m));
                 }
             }
         });
