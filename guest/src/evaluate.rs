@@ -3,11 +3,10 @@
 //! evaluated by any number of instances with the same result.
 
 use crate::image::{AddressMatch, Image, PortRange, Rule, ServiceTag};
-use crate::matching::{NameSet, PrefixSet, is_private, normalize};
+use crate::matching::{AddrIndex, AddrKey, NameIndex, NameSet, PrefixSet, is_private, normalize};
 use crate::record::{DnsAnswer, Finding, Flow};
+use crate::text::{Piece, text};
 use crate::vocab::{Action, FindingKind, Severity};
-use rustc_hash::FxHashMap as HashMap;
-use std::net::IpAddr;
 
 /// The tag whose ranges are the services' own egress and public front ends.
 pub const HEALTH_TAG: &str = "AzureHealthcareAPIs";
@@ -82,10 +81,10 @@ impl Clause {
         }
     }
 
-    fn matches(&self, addr: IpAddr) -> ClauseMatch {
-        if self.any || self.nets.contains(addr) {
+    fn matches(&self, addr: AddrKey) -> ClauseMatch {
+        if self.any || self.nets.contains_key(addr) {
             ClauseMatch::Literal
-        } else if self.tags.contains(addr) {
+        } else if self.tags.contains_key(addr) {
             ClauseMatch::TagOnly
         } else {
             ClauseMatch::No
@@ -95,6 +94,22 @@ impl Clause {
 
 fn ports_match(ranges: &[PortRange], port: u16) -> bool {
     ranges.is_empty() || ranges.iter().any(|r| r.first <= port && port <= r.last)
+}
+
+/// A flow's `src:port -> dst:port`, as rule findings print it.
+struct Endpoints<'f, 'a>(&'f Flow<'a>);
+
+impl Piece for Endpoints<'_, '_> {
+    fn put(&self, out: &mut String) {
+        let f = self.0;
+        f.src.put(out);
+        out.push(':');
+        f.src_port.put(out);
+        out.push_str(" -> ");
+        f.dst.put(out);
+        out.push(':');
+        f.dst_port.put(out);
+    }
 }
 
 /// A service name a flow was known by, and how the host learned it.
@@ -109,9 +124,9 @@ pub struct Evaluator {
     origins: PrefixSet,
     endpoint_subnet: PrefixSet,
     /// Service FQDNs and privatelink FQDNs → service index.
-    service_names: HashMap<String, usize>,
-    private_ips: HashMap<IpAddr, usize>,
-    public_ips: HashMap<IpAddr, usize>,
+    service_names: NameIndex,
+    private_ips: AddrIndex,
+    public_ips: AddrIndex,
     health_tag: PrefixSet,
     trusted_names: NameSet,
     trusted_ranges: PrefixSet,
@@ -132,19 +147,19 @@ impl Evaluator {
             .service_tags
             .iter()
             .position(|t| t.name.eq_ignore_ascii_case(HEALTH_TAG));
-        let mut service_names = HashMap::default();
-        let mut private_ips = HashMap::default();
-        let mut public_ips = HashMap::default();
-        for (i, s) in image.services.iter().enumerate() {
-            service_names.insert(s.fqdn.clone(), i);
-            service_names.insert(s.privatelink_fqdn.clone(), i);
-            if let Some(ip) = s.private_ip {
-                private_ips.insert(ip, i);
-            }
-            for ip in &s.public_ips {
-                public_ips.insert(*ip, i);
-            }
-        }
+        let services = image.services.iter().enumerate();
+        let service_names = NameIndex::new(
+            services
+                .clone()
+                .flat_map(|(i, s)| [(s.fqdn.clone(), i), (s.privatelink_fqdn.clone(), i)]),
+        );
+        let private_ips = AddrIndex::new(
+            services
+                .clone()
+                .filter_map(|(i, s)| s.private_ip.map(|ip| (ip, i))),
+        );
+        let public_ips =
+            AddrIndex::new(services.flat_map(|(i, s)| s.public_ips.iter().map(move |ip| (*ip, i))));
         let mut checks = FindingKind::ALL.map(default_check);
         for c in &image.checks {
             if let Some(slot) = checks.get_mut(c.kind as usize) {
@@ -225,7 +240,7 @@ impl Evaluator {
         ];
         candidates.into_iter().find_map(|(name, how)| {
             let name = name?;
-            let service = *self.service_names.get(normalize(name).as_ref())?;
+            let service = self.service_names.get(name)?;
             Some(NamedService { service, name, how })
         })
     }
@@ -233,15 +248,17 @@ impl Evaluator {
     /// Evaluates one flow; appends at most one finding per kind to `out`.
     pub fn evaluate_flow(&self, index: u32, flow: &Flow<'_>, out: &mut Vec<Finding>) {
         let before = out.len();
-        let src_allowed = self.origins.contains(flow.src);
-        let dst_public = !is_private(flow.dst);
+        // Both addresses as integers once; every prefix test below reuses them.
+        let (src, dst) = (AddrKey::of(flow.src), AddrKey::of(flow.dst));
+        let src_allowed = self.origins.contains_key(src);
+        let dst_public = !dst.is_private();
         let named = self.service_by_name(flow);
-        let by_public_ip = self.public_ips.get(&flow.dst).copied();
+        let by_public_ip = self.public_ips.get(flow.dst);
         // Flow logs carry no names: an address in the health tag's ranges stands in.
         let inferred_by_tag = flow.from_flow_log
             && named.is_none()
             && dst_public
-            && self.health_tag.contains(flow.dst);
+            && self.health_tag.contains_key(dst);
 
         // pe-bypass: an allowed client reaches a service somewhere other than its endpoint.
         if src_allowed {
@@ -251,22 +268,30 @@ impl Evaluator {
             {
                 let endpoint = svc
                     .private_ip
-                    .map_or_else(|| "none is configured".to_string(), |ip| ip.to_string());
+                    .map_or_else(|| "none is configured".to_string(), |ip| text!(ip));
                 self.emit(
                     out,
                     index,
                     FindingKind::PeBypass,
                     "pe-bypass",
                     svc.line,
-                    format!(
-                        "{} reached {} (by {}) at {}, not at its private endpoint ({})",
-                        flow.src, n.name, n.how, flow.dst, endpoint
+                    text!(
+                        flow.src,
+                        " reached ",
+                        n.name,
+                        " (by ",
+                        n.how,
+                        ") at ",
+                        flow.dst,
+                        ", not at its private endpoint (",
+                        endpoint,
+                        ")"
                     ),
                 );
             } else if named.is_none() && (by_public_ip.is_some() || inferred_by_tag) {
                 let (what, line) = match by_public_ip.and_then(|i| self.image.services.get(i)) {
-                    Some(svc) => (format!("public address of {}", svc.fqdn), svc.line),
-                    None => (format!("{HEALTH_TAG} range"), self.health_tag_line),
+                    Some(svc) => (text!("public address of ", svc.fqdn), svc.line),
+                    None => (text!(HEALTH_TAG, " range"), self.health_tag_line),
                 };
                 self.emit(
                     out,
@@ -274,9 +299,13 @@ impl Evaluator {
                     FindingKind::PeBypass,
                     "pe-bypass",
                     line,
-                    format!(
-                        "{} reached {} ({what}), inferred from the address: flow logs carry no names",
-                        flow.src, flow.dst
+                    text!(
+                        flow.src,
+                        " reached ",
+                        flow.dst,
+                        " (",
+                        what,
+                        "), inferred from the address: flow logs carry no names"
                     ),
                 );
             }
@@ -287,15 +316,15 @@ impl Evaluator {
         if !src_allowed && self.image.public_network_access_disabled && dst_public {
             let target = named
                 .as_ref()
-                .map(|n| format!("{} (by {})", n.name, n.how))
+                .map(|n| text!(n.name, " (by ", n.how, ")"))
                 .or_else(|| {
                     by_public_ip
                         .and_then(|i| self.image.services.get(i))
-                        .map(|s| format!("{} (its public address)", s.fqdn))
+                        .map(|s| text!(s.fqdn, " (its public address)"))
                 })
                 .or_else(|| {
-                    (inferred_by_tag && !self.health_tag.contains(flow.src))
-                        .then(|| format!("the {HEALTH_TAG} range, inferred from the address"))
+                    (inferred_by_tag && !self.health_tag.contains_key(src))
+                        .then(|| text!("the ", HEALTH_TAG, " range, inferred from the address"))
                 });
             if let Some(target) = target {
                 self.emit(
@@ -304,9 +333,13 @@ impl Evaluator {
                     FindingKind::PublicAccess,
                     "public-access",
                     self.image.public_network_access_line,
-                    format!(
-                        "{} from outside the allowed origins reached {target} at public address {} while public network access is disabled",
-                        flow.src, flow.dst
+                    text!(
+                        flow.src,
+                        " from outside the allowed origins reached ",
+                        target,
+                        " at public address ",
+                        flow.dst,
+                        " while public network access is disabled"
                     ),
                 );
             }
@@ -316,12 +349,12 @@ impl Evaluator {
         if !src_allowed {
             let service = self
                 .private_ips
-                .get(&flow.dst)
-                .and_then(|&i| self.image.services.get(i));
-            if service.is_some() || self.endpoint_subnet.contains(flow.dst) {
+                .get(flow.dst)
+                .and_then(|i| self.image.services.get(i));
+            if service.is_some() || self.endpoint_subnet.contains_key(dst) {
                 let what = service.map_or_else(
                     || "the private-endpoint subnet".to_string(),
-                    |s| format!("the private endpoint of {}", s.fqdn),
+                    |s| text!("the private endpoint of ", s.fqdn),
                 );
                 self.emit(
                     out,
@@ -329,28 +362,31 @@ impl Evaluator {
                     FindingKind::OriginNotAllowed,
                     "origin-not-allowed",
                     self.image.allowed_origins_line,
-                    format!(
-                        "{} is outside the allowed origins but reached {what} at {}",
-                        flow.src, flow.dst
+                    text!(
+                        flow.src,
+                        " is outside the allowed origins but reached ",
+                        what,
+                        " at ",
+                        flow.dst
                     ),
                 );
             }
         }
 
         // untrusted-outbound: the services' own egress to a target nobody allowed.
-        if dst_public && self.health_tag.contains(flow.src) && !self.health_tag.contains(flow.dst) {
+        if dst_public && self.health_tag.contains_key(src) && !self.health_tag.contains_key(dst) {
             let names = [flow.resolved_name, flow.sni, flow.http_host];
             let trusted = names
                 .iter()
                 .flatten()
                 .any(|n| self.trusted_names.contains(normalize(n).as_ref()))
-                || self.trusted_ranges.contains(flow.dst);
+                || self.trusted_ranges.contains_key(dst);
             if !trusted {
                 let target = names
                     .iter()
                     .flatten()
                     .next()
-                    .map_or_else(|| flow.dst.to_string(), |n| format!("{n} ({})", flow.dst));
+                    .map_or_else(|| text!(flow.dst), |n| text!(n, " (", flow.dst, ")"));
                 self.emit(
                     out,
                     index,
@@ -361,21 +397,25 @@ impl Evaluator {
                     } else {
                         self.health_tag_line
                     },
-                    format!(
-                        "service egress from {} to {target} is not a trusted-outbound target",
-                        flow.src
+                    text!(
+                        "service egress from ",
+                        flow.src,
+                        " to ",
+                        target,
+                        " is not a trusted-outbound target"
                     ),
                 );
             }
         }
 
-        self.evaluate_rules(index, flow, named.as_ref(), out, before);
+        self.evaluate_rules(index, flow, (src, dst), named.as_ref(), out, before);
     }
 
     fn evaluate_rules(
         &self,
         index: u32,
         flow: &Flow<'_>,
+        (src_key, dst_key): (AddrKey, AddrKey),
         named: Option<&NamedService<'_>>,
         out: &mut Vec<Finding>,
         before: usize,
@@ -387,11 +427,11 @@ impl Evaluator {
             {
                 continue;
             }
-            let src = compiled.src.matches(flow.src);
+            let src = compiled.src.matches(src_key);
             if src == ClauseMatch::No {
                 continue;
             }
-            let dst = compiled.dst.matches(flow.dst);
+            let dst = compiled.dst.matches(dst_key);
             if dst == ClauseMatch::No {
                 continue;
             }
@@ -413,9 +453,10 @@ impl Evaluator {
                             FindingKind::ServiceTagReliance,
                             &rule.id,
                             rule.line,
-                            format!(
-                                "allowed by rule {} only through a service tag, which gives no isolation between customers, workspaces or services",
-                                rule.id
+                            text!(
+                                "allowed by rule ",
+                                rule.id,
+                                " only through a service tag, which gives no isolation between customers, workspaces or services"
                             ),
                         );
                     }
@@ -426,16 +467,16 @@ impl Evaluator {
                         let reason = rule.description.clone().unwrap_or_else(|| {
                             let service = named
                                 .and_then(|n| self.image.services.get(n.service))
-                                .map(|s| format!(" ({})", s.fqdn))
+                                .map(|s| text!(" (", s.fqdn, ")"))
                                 .unwrap_or_default();
-                            format!(
-                                "rule {} ({}) matched {}:{} -> {}:{}{service}",
+                            text!(
+                                "rule ",
                                 rule.id,
-                                rule.action,
-                                flow.src,
-                                flow.src_port,
-                                flow.dst,
-                                flow.dst_port
+                                " (",
+                                rule.action.id(),
+                                ") matched ",
+                                Endpoints(flow),
+                                service
                             )
                         });
                         out.push(Finding {
@@ -462,9 +503,11 @@ impl Evaluator {
                 FindingKind::Rule,
                 "default-action",
                 self.image.default_action_line,
-                format!(
-                    "no rule matched {}:{} -> {}:{}; the default action is {action}",
-                    flow.src, flow.src_port, flow.dst, flow.dst_port
+                text!(
+                    "no rule matched ",
+                    Endpoints(flow),
+                    "; the default action is ",
+                    action.id()
                 ),
             );
             if let Some(last) = out.last_mut() {
@@ -478,8 +521,8 @@ impl Evaluator {
         let query = normalize(answer.query);
         let Some(svc) = self
             .service_names
-            .get(query.as_ref())
-            .and_then(|&i| self.image.services.get(i))
+            .get(&query)
+            .and_then(|i| self.image.services.get(i))
         else {
             return;
         };
@@ -549,6 +592,7 @@ mod tests {
     use crate::image::{Service, ServiceTag, TrustedOutbound};
     use crate::record::{DnsAnswer, Flow};
     use crate::vocab::{Feature, ServiceKind};
+    use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -12,6 +12,7 @@ pub mod image;
 pub mod matching;
 pub mod packed;
 pub mod record;
+mod text;
 pub mod vocab;
 
 // The generated WIT glue lowers and lifts through raw pointers; nothing else is unsafe.
