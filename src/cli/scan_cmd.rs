@@ -9,7 +9,7 @@ use linkward_capture::CaptureFile;
 use linkward_guest::vocab::Severity;
 use linkward_host::evaluation::{FindingSink, Report, TeeSink};
 use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
-use linkward_host::pipeline::{Pipeline, ScanOptions};
+use linkward_host::pipeline::{Pipeline, ScanError, ScanOptions, SharedFile};
 use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
@@ -208,6 +208,8 @@ struct WorkerSetup<'a> {
     index: u64,
     count: u64,
     inputs: &'a [(u32, Opened)],
+    /// Per input, the capture file cut into segments the workers take turns at.
+    shared_files: &'a [Option<SharedFile<'a>>],
     names: &'a [String],
     options: &'a ScanOptions,
     flow_log_options: &'a FlowLogOptions,
@@ -244,7 +246,7 @@ fn run_worker(
             Format::Eve => vec![&mut eve, &mut watch],
             Format::Table => vec![&mut table, &mut watch],
         });
-        for (input, opened) in setup.inputs {
+        for ((input, opened), shared_file) in setup.inputs.iter().zip(setup.shared_files) {
             last_input = *input;
             match opened {
                 // Flow logs carry no DNS state shared with packets: the first worker
@@ -268,20 +270,29 @@ fn run_worker(
                 Opened::Capture(file) => {
                     let name = file.path().display().to_string();
                     let size = file.len_bytes();
-                    let result =
-                        pipeline.scan_file(file, *input, &mut backend, &mut sink, &mut |n| {
-                            if let Some(p) = progress.as_mut() {
-                                p.show(&name, done_bytes, n);
-                            }
-                        });
-                    done_bytes += size;
-                    if let Err(e) = result {
-                        // Every worker reads the same bytes; the first one reports.
-                        if setup.index == 0 {
-                            errors.push(format!(
-                                "{e} (stopped there; the packets before it were evaluated)"
-                            ));
+                    let mut show = |n| {
+                        if let Some(p) = progress.as_mut() {
+                            p.show(&name, done_bytes, n);
                         }
+                    };
+                    let result = match shared_file {
+                        Some(shared) => {
+                            pipeline.scan_shared(shared, *input, &mut backend, &mut sink, &mut show)
+                        }
+                        None => {
+                            pipeline.scan_file(file, *input, &mut backend, &mut sink, &mut show)
+                        }
+                    };
+                    done_bytes += size;
+                    match result {
+                        Ok(()) => {}
+                        // The worker that stopped the others reports why.
+                        Err(ScanError::WorkerStopped) => {}
+                        // Every worker meets the same damage in a file; the first reports.
+                        Err(ScanError::Capture(_)) if setup.index != 0 => {}
+                        Err(e) => errors.push(format!(
+                            "{e} (stopped there; the packets before it were evaluated)"
+                        )),
                     }
                 }
             }
@@ -380,6 +391,13 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ..FlowLogOptions::default()
     };
     let workers = args.workers.max(1) as u64;
+    let shared_files: Vec<Option<SharedFile<'_>>> = opened
+        .iter()
+        .map(|(_, o)| match o {
+            Opened::Capture(file) => SharedFile::new(file, workers),
+            Opened::FlowLog(_) => None,
+        })
+        .collect();
     let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
         let mut progress = Some(progress);
         let handles: Vec<_> = (0..workers)
@@ -388,6 +406,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
                     index,
                     count: workers,
                     inputs: &opened,
+                    shared_files: &shared_files,
                     names: &names,
                     options: &options,
                     flow_log_options: &flow_log_options,

@@ -9,8 +9,11 @@ use crate::report::stats::{PacketStats, RunStats};
 use crate::subject::{FlowSubject, Subject};
 use crate::track::{Tracker, TrackerConfig};
 use linkward_capture::{BpfFilterSet, CaptureError, CaptureFile};
-use linkward_decode::{Decoder, DecoderConfig, LinkType};
+use linkward_decode::{Decoder, DecoderConfig, LinkType, Skip};
 use std::io;
+
+mod shared;
+pub use shared::SharedFile;
 
 /// Settings of a packet pipeline.
 #[derive(Clone, Debug)]
@@ -62,6 +65,40 @@ pub enum ScanError {
     Capture(#[from] CaptureError),
     #[error("cannot write findings: {0}")]
     Output(#[from] io::Error),
+    #[error("a pipeline made for {pipeline} workers cannot share a file split for {file}")]
+    ShardMismatch { pipeline: u64, file: u64 },
+    #[error("another worker stopped the scan")]
+    WorkerStopped,
+}
+
+/// Counts a packet the filter dropped (`matched_link`) or could not be compiled for.
+fn count_filtered(stats: &mut PacketStats, frame_len: usize, matched_link: bool) {
+    stats.packets_read += 1;
+    stats.bytes_read += frame_len as u64;
+    if matched_link {
+        stats.filtered += 1;
+    } else {
+        *stats.skipped.entry("bpf-unsupported-link").or_default() += 1;
+    }
+}
+
+/// Counts a packet that reached the tracker.
+fn count_decoded(stats: &mut PacketStats, frame_len: usize) {
+    stats.packets_read += 1;
+    stats.bytes_read += frame_len as u64;
+    stats.decoded += 1;
+}
+
+/// Counts a packet the decoder skipped, under its reason.
+fn count_skipped(stats: &mut PacketStats, frame_len: usize, skip: &Skip) {
+    stats.packets_read += 1;
+    stats.bytes_read += frame_len as u64;
+    let counts = if skip.is_malformed() {
+        &mut stats.malformed
+    } else {
+        &mut stats.skipped
+    };
+    *counts.entry(skip.label()).or_default() += 1;
 }
 
 /// One worker's pipeline.
@@ -72,7 +109,10 @@ pub struct Pipeline {
     bpf: Option<BpfFilterSet>,
     packets: PacketStats,
     flow_records: FlowRecordStats,
-    shard_index: u64,
+    /// `(index, count)` of this worker among the workers of a scan.
+    shard: (u64, u64),
+    /// Records in the last segment this worker walked of a shared file.
+    records_per_segment: u64,
     observer: Option<RecordObserver>,
 }
 
@@ -89,7 +129,12 @@ impl Pipeline {
             bpf,
             packets: PacketStats::default(),
             flow_records: FlowRecordStats::default(),
-            shard_index: options.tracker.shard.map_or(0, |(index, _)| index),
+            shard: options
+                .tracker
+                .shard
+                .filter(|&(index, count)| count > 1 && index < count)
+                .unwrap_or((0, 1)),
+            records_per_segment: 0,
             observer: None,
         })
     }
@@ -106,56 +151,41 @@ impl Pipeline {
     ) -> Result<(), ScanError> {
         // With several workers, each packet is counted by exactly one of them: its flow's
         // owner, or the first worker for packets that never reach a flow.
-        let first_worker = self.shard_index == 0;
+        let first_worker = self.shard.0 == 0;
         if let Some(bpf) = &mut self.bpf {
             // A link type libpcap cannot compile the filter for counts as skipped.
             let verdict = bpf.matches(link_type, frame);
             if !matches!(verdict, Ok(true)) {
                 if first_worker {
-                    self.packets.packets_read += 1;
-                    self.packets.bytes_read += frame.len() as u64;
-                    match verdict {
-                        Ok(_) => self.packets.filtered += 1,
-                        Err(_) => {
-                            *self
-                                .packets
-                                .skipped
-                                .entry("bpf-unsupported-link")
-                                .or_default() += 1
-                        }
-                    }
+                    count_filtered(&mut self.packets, frame.len(), verdict.is_ok());
                 }
                 return Ok(());
             }
         }
+        self.decode_and_track(link_type, frame, ts_ns, input);
+        if self.tracker.has_ready() {
+            self.evaluate_ready(backend, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes a frame that passed the filter with this worker's decoder and tracks it.
+    fn decode_and_track(&mut self, link_type: u32, frame: &[u8], ts_ns: u64, input: u32) {
         match self
             .decoder
             .decode(LinkType::from_linktype(link_type), frame, ts_ns)
         {
             Ok(packet) => {
                 if self.tracker.on_packet(&packet, ts_ns, input) {
-                    self.packets.packets_read += 1;
-                    self.packets.bytes_read += frame.len() as u64;
-                    self.packets.decoded += 1;
+                    count_decoded(&mut self.packets, frame.len());
                 }
             }
             Err(skip) => {
-                if first_worker {
-                    self.packets.packets_read += 1;
-                    self.packets.bytes_read += frame.len() as u64;
-                    let counts = if skip.is_malformed() {
-                        &mut self.packets.malformed
-                    } else {
-                        &mut self.packets.skipped
-                    };
-                    *counts.entry(skip.label()).or_default() += 1;
+                if self.shard.0 == 0 {
+                    count_skipped(&mut self.packets, frame.len(), &skip);
                 }
             }
         }
-        if self.tracker.has_ready() {
-            self.evaluate_ready(backend, sink)?;
-        }
-        Ok(())
     }
 
     /// Sees every record as it goes to the evaluator (for record dumps and debugging).
@@ -185,7 +215,7 @@ impl Pipeline {
 
     /// Counts a record the input layer could not deliver as a packet.
     pub fn count_unreadable_record(&mut self) {
-        if self.shard_index != 0 {
+        if self.shard.0 != 0 {
             return;
         }
         self.packets.packets_read += 1;

@@ -113,12 +113,8 @@ impl Tracker {
         let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
         let owned = self
             .shard
-            .is_none_or(|(index, count)| key.shard_hash() % count == index);
-        if matches!(
-            packet.transport,
-            Transport::Udp { .. } | Transport::Tcp { .. }
-        ) && (src_port == 53 || src_port == 5353)
-        {
+            .is_none_or(|(index, count)| key.shard(count) == index);
+        if carries_dns_answer(packet) {
             self.on_dns(packet, now_ns, input, owned);
         }
         if !owned {
@@ -288,6 +284,23 @@ impl Tracker {
     /// The name `client` resolved to `addr`, for library users.
     pub fn resolved(&self, client: IpAddr, addr: IpAddr, now_ns: u64) -> Option<&str> {
         self.dns.lookup(client, addr, now_ns).map(|r| &*r.name)
+    }
+}
+
+/// Which of `count` workers owns the flow of `packet` (the same for both directions).
+pub fn shard_of(packet: &Packet<'_>, count: u64) -> u64 {
+    let (src_port, dst_port) = packet.transport.ports().unwrap_or((0, 0));
+    let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
+    key.shard(count.max(1))
+}
+
+/// Whether `packet` may carry a DNS answer, which every worker must learn.
+pub fn carries_dns_answer(packet: &Packet<'_>) -> bool {
+    match packet.transport {
+        Transport::Udp { src_port, .. } | Transport::Tcp { src_port, .. } => {
+            src_port == 53 || src_port == 5353
+        }
+        Transport::Other => false,
     }
 }
 

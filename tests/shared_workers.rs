@@ -1,0 +1,155 @@
+//! `linkward scan --workers N` on one file: the workers take turns walking it, each
+//! tracks its own flows, and the run reports exactly what one worker reports, findings
+//! and statistics alike, whatever the file holds (fragments, frames that are not IP,
+//! malformed ones, a filter, a cut at the end).
+
+mod common;
+
+use common::{Scan, fabrikam_policy, scan};
+use linkward_capture::{CaptureFile, PcapWriter, TsResolution};
+use linkward_synth::{FrameBuilder, Link};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The statistics that must not depend on the number of workers.
+fn comparable(s: &Scan) -> serde_json::Value {
+    let mut stats = s.stats.clone();
+    if let Some(map) = stats.as_object_mut() {
+        for timing in ["elapsed_secs", "packets_per_sec", "batches"] {
+            map.remove(timing);
+        }
+    }
+    stats
+}
+
+fn assert_same_as_one_worker(capture: &Path, extra: &[&str]) -> Scan {
+    let one = scan(&fabrikam_policy(), &[capture], extra);
+    assert!(one.code == 0 || one.code == 2, "{}", one.stderr);
+    assert!(!one.findings.is_empty());
+    for workers in ["2", "3"] {
+        let mut args = extra.to_vec();
+        args.extend(["--workers", workers]);
+        let many = scan(&fabrikam_policy(), &[capture], &args);
+        let context = format!("{} with {workers} workers {extra:?}", capture.display());
+        assert_eq!(many.code, one.code, "{context}: {}", many.stderr);
+        assert_eq!(many.findings, one.findings, "{context}");
+        assert_eq!(comparable(&many), comparable(&one), "{context}");
+        assert_eq!(many.stderr, one.stderr, "{context}");
+    }
+    one
+}
+
+fn generated(dir: &Path, snaplen: u32) -> PathBuf {
+    let config = linkward_synth::GenConfig {
+        packets: 20_000,
+        flows: 800,
+        snaplen,
+        seed: 5,
+        ..linkward_synth::GenConfig::default()
+    };
+    let path = dir.join(format!("gen-{snaplen}.pcap"));
+    linkward_synth::generate(&config, std::fs::File::create(&path).unwrap()).unwrap();
+    path
+}
+
+/// An Ethernet frame of a UDP datagram cut into two IPv4 fragments.
+fn fragments(n: u16) -> [Vec<u8>; 2] {
+    let src: SocketAddr = format!("10.9.{}.{}:7000", n >> 8, n & 0xff)
+        .parse()
+        .unwrap();
+    let dst: SocketAddr = "10.9.255.1:9000".parse().unwrap();
+    let whole = FrameBuilder::new(Link::Ethernet)
+        .udp(src, dst, &[0x5a; 64])
+        .unwrap();
+    let (link, ip) = whole.split_at(14);
+    let (header, payload) = ip.split_at(20);
+    let piece = |data: &[u8], offset: usize, more: bool| {
+        let mut h = header.to_vec();
+        h[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&n.to_be_bytes());
+        let flags = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&flags.to_be_bytes());
+        [link, &h, data].concat()
+    };
+    [
+        piece(&payload[..40], 0, true),
+        piece(&payload[40..], 40, false),
+    ]
+}
+
+/// A UDP frame whose payload is a run of well-formed fake pcap record headers: a
+/// segment boundary guessed inside it is wrong, and the workers must notice.
+fn decoys() -> Vec<u8> {
+    let mut payload = Vec::new();
+    while payload.len() < 60_000 {
+        for field in [1_740_992_400u32, 5, 8, 8] {
+            payload.extend_from_slice(&field.to_le_bytes());
+        }
+        payload.extend_from_slice(&[0x45; 8]);
+    }
+    FrameBuilder::new(Link::Ethernet)
+        .udp(
+            "10.9.254.1:7001".parse().unwrap(),
+            "10.9.254.2:9001".parse().unwrap(),
+            &payload,
+        )
+        .unwrap()
+}
+
+/// The generated capture with, every 500 packets, an ARP frame, a frame cut inside its
+/// IP header, a fragmented datagram (work for worker 0 and for every worker), and every
+/// 100 packets a frame full of fake record headers.
+fn mixed(dir: &Path, from: &Path) -> PathBuf {
+    let file = CaptureFile::open(from).unwrap();
+    let mut w = PcapWriter::new(Vec::new(), 1, 262_144, TsResolution::Nano).unwrap();
+    let arp = [vec![0xff; 6], vec![2; 6], vec![0x08, 0x06], vec![0; 28]].concat();
+    let decoys = decoys();
+    for (i, p) in file.packets().enumerate() {
+        let p = p.unwrap();
+        w.write_packet(p.ts_ns, p.data, p.orig_len).unwrap();
+        if i % 100 == 50 {
+            w.write_packet(p.ts_ns, &decoys, decoys.len() as u32)
+                .unwrap();
+        }
+        if i % 500 == 250 {
+            w.write_packet(p.ts_ns, &arp, 42).unwrap();
+            w.write_packet(p.ts_ns, &p.data[..24], p.orig_len).unwrap();
+            for f in fragments(i as u16) {
+                w.write_packet(p.ts_ns, &f, f.len() as u32).unwrap();
+            }
+        }
+    }
+    let path = dir.join("mixed.pcap");
+    std::fs::write(&path, w.finish().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn workers_sharing_a_file_report_what_one_worker_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = generated(dir.path(), 262_144);
+    let snap = generated(dir.path(), 96);
+    assert_same_as_one_worker(&full, &[]);
+    assert_same_as_one_worker(&snap, &[]);
+
+    let mixed = mixed(dir.path(), &full);
+    let s = assert_same_as_one_worker(&mixed, &[]);
+    assert_eq!(s.stat("packets.skipped.not-ip"), 40);
+    assert_eq!(s.stat("packets.malformed.truncated-ip"), 40);
+    assert_eq!(s.stat("packets.skipped.fragment-pending"), 40);
+    assert_eq!(s.stat("packets.packets_read"), 20_000 + 4 * 40 + 200);
+    let filtered = assert_same_as_one_worker(&mixed, &["--bpf", "not udp port 9000"]);
+    assert!(filtered.stat("packets.filtered") > 0);
+}
+
+#[test]
+fn workers_sharing_a_cut_file_stop_where_one_worker_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = generated(dir.path(), 262_144);
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 7 / 10 + 3]).unwrap();
+    let s = assert_same_as_one_worker(&cut, &[]);
+    assert_eq!(s.code, 2);
+    assert!(s.stderr.contains("cut.pcap: packet "), "{}", s.stderr);
+}
