@@ -57,6 +57,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // 128-bit SIMD (enabled by default in wasmtime) lets LLVM widen the guest's byte
+    // loops and struct copies; measured a few percent faster per batch in the sandbox.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128");
     let status = cmd.status().expect("cannot run cargo to build the guest");
     if !status.success() {
         panic!(
