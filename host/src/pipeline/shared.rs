@@ -38,8 +38,6 @@ const MAX_SEGMENT: u64 = 4 << 20;
 /// at 96 bytes: two workers taking turns took 1.2 times as long as one). Workers then
 /// each walk the whole file and track their own flows of it.
 const MIN_AVERAGE_RECORD: u64 = 384;
-/// Records sampled from the start of the file to estimate its average record size.
-const SAMPLE_RECORDS: usize = 1024;
 /// Bytes of the file tracked by every worker before their pages are released.
 const RELEASE_STEP: u64 = 8 << 20;
 
@@ -129,13 +127,14 @@ impl<'f> SharedFile<'f> {
         let target =
             (file.len_bytes() / (workers * SEGMENTS_PER_WORKER)).clamp(MIN_SEGMENT, MAX_SEGMENT);
         let segments = file.segments(target).filter(|s| s.len() > 1)?;
-        let first = segments.first()?;
-        let (records, bytes) = file
-            .packets_in(first.start, first.end, 1)
-            .take(SAMPLE_RECORDS)
-            .filter_map(Result::ok)
-            .fold((0u64, 0u64), |(n, b), p| (n + 1, b + p.data.len() as u64));
-        if records == 0 || bytes / records < MIN_AVERAGE_RECORD {
+        // The average record size, from a segment in the middle (the start of a
+        // capture is often all handshakes). A wrong boundary guess only skews it.
+        let middle = segments.get(segments.len() / 2)?;
+        let records = file
+            .packets_in(middle.start, middle.end, 1)
+            .filter(Result::is_ok)
+            .count() as u64;
+        if records == 0 || (middle.end - middle.start) / records < MIN_AVERAGE_RECORD {
             return None;
         }
         let count = segments.len();
