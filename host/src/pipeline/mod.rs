@@ -170,6 +170,7 @@ impl Pipeline {
     }
 
     /// Decodes a frame that passed the filter with this worker's decoder and tracks it.
+    #[inline]
     fn decode_and_track(&mut self, link_type: u32, frame: &[u8], ts_ns: u64, input: u32) {
         match self
             .decoder
