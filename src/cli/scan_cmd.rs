@@ -65,9 +65,10 @@ pub struct ScanArgs {
     /// Largest memory the policy module may use, in MiB.
     #[arg(long, default_value_t = 64)]
     module_memory_mib: usize,
-    /// Worker threads; flows are split between them by a hash of their addresses and
-    /// ports, each worker with its own module instance. Findings are the same for any
-    /// number of workers (their order may differ).
+    /// Worker threads. They take turns reading each pcap file (pcapng files, and files
+    /// of short records, are read whole by every worker) and split flows between them by
+    /// a hash of addresses and ports, each worker with its own module instance.
+    /// Findings are the same for any number of workers (their order may differ).
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Refuse modules not signed by this ed25519 public key (64 hex digits, or a file
