@@ -98,7 +98,7 @@ pub struct CaptureFile {
 
 #[derive(Debug)]
 enum Bytes {
-    Mapped(memmap2::Mmap),
+    Mapped(map::Mmap),
     Owned(Vec<u8>),
 }
 
@@ -357,7 +357,7 @@ pub struct Packets<'a> {
     stop_at: usize,
     /// The mapping walked, whose pages behind the cursor are released as the walk
     /// goes on (resident memory stays flat whatever the file size).
-    mapping: Option<&'a memmap2::Mmap>,
+    mapping: Option<&'a map::Mmap>,
     released: usize,
 }
 

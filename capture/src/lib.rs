@@ -130,12 +130,12 @@ shrinks under a memory mapping faults the process.
 
 # Safety
 
-The crate denies `unsafe` code except in one private function that
-memory-maps the file, since mapping a file is `unsafe` in Rust whatever the
-library; BPF and live capture go through the `pcap` crate's safe interface.
+The crate has no `unsafe` code: the file mapping (which is `unsafe` in Rust
+whatever the library) lives in `linkward-mapfile`, shared with flow-log input;
+BPF and live capture go through the `pcap` crate's safe interface.
 */
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod bpf;

@@ -162,8 +162,8 @@ It reads flow records; it does not fetch blobs from Azure Storage, and it
 does not read Traffic Analytics output or the IPFIX/NetFlow protocols.
 */
 
-// Only `map` (the memory mapping of a file) may use `unsafe`.
-#![deny(unsafe_code)]
+// The file mapping's `unsafe` lives in `linkward-mapfile`.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod aggregate;

@@ -1,0 +1,77 @@
+//! Read-only file mappings for inputs read front to back (captures, flow logs), and
+//! the release of the pages a reader has left behind.
+//!
+//! Parsing a file as one byte slice borrows from it instead of copying, and lets the
+//! kernel map pages in bulk; releasing the pages behind the reader keeps the resident
+//! set flat however large the file is (the pages stay in the page cache for other
+//! readers).
+//!
+//! This is the one place the workspace needs `unsafe` for files: mapping a file is
+//! `unsafe` in Rust because another process could change or truncate it while it is
+//! mapped, which the type system cannot see. Truncation raises SIGBUS rather than
+//! reading stale memory; callers document it and offer a copying reader for files that
+//! may change.
+
+use std::fs::File;
+use std::io;
+
+pub use memmap2::Mmap;
+
+/// The page size releases are aligned to.
+const PAGE: usize = 4096;
+
+/// Maps `file` read-only and tells the kernel it will be read in order, so that
+/// read-ahead keeps the reader from waiting on page faults.
+pub fn map_read_only(file: &File) -> io::Result<Mmap> {
+    // SAFETY: the mapping is read-only and private to this process, and its bytes are
+    // only read through `&[u8]` with bounds checks, so no value can hold an invalid
+    // state. The remaining hazard, another process truncating the file, is the one the
+    // crate documentation names.
+    let map = unsafe { Mmap::map(file)? };
+    #[cfg(unix)]
+    {
+        // Only a hint: a kernel that ignores it still reads correctly.
+        let _ = map.advise(memmap2::Advice::Sequential);
+    }
+    Ok(map)
+}
+
+/// Tells the kernel this process no longer needs the whole pages of `map[from..to]`.
+/// Returns where the next release should start: `to` rounded down to a page (the page
+/// holding `to` may still be read), or `from` when no whole page lies between them.
+pub fn release(map: &Mmap, from: usize, to: usize) -> usize {
+    let start = from.div_ceil(PAGE) * PAGE;
+    let end = (to.min(map.len()) / PAGE) * PAGE;
+    if end <= start {
+        return from;
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: the mapping is read-only and file-backed, so dropping its pages
+        // discards nothing: any later access, through slices handed out earlier,
+        // faults the same bytes back in from the file. The range is inside the
+        // mapping (checked by memmap2) and page-aligned.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn released_pages_read_back_the_same_bytes() {
+        let mut file = tempfile::tempfile().unwrap();
+        let bytes: Vec<u8> = (0..5 * PAGE + 100).map(|i| (i % 251) as u8).collect();
+        file.write_all(&bytes).unwrap();
+        let map = map_read_only(&file).unwrap();
+        assert_eq!(release(&map, 0, 10), 0, "no whole page before byte 10");
+        assert_eq!(release(&map, 1, 3 * PAGE + 7), 3 * PAGE);
+        assert_eq!(release(&map, 0, usize::MAX), 5 * PAGE);
+        assert_eq!(&map[..], &bytes[..]);
+    }
+}
