@@ -152,21 +152,25 @@ impl Pipeline {
         // With several workers, each packet is counted by exactly one of them: its flow's
         // owner, or the first worker for packets that never reach a flow.
         let first_worker = self.shard.0 == 0;
-        if let Some(bpf) = &mut self.bpf {
-            // A link type libpcap cannot compile the filter for counts as skipped.
-            let verdict = bpf.matches(link_type, frame);
-            if !matches!(verdict, Ok(true)) {
-                if first_worker {
-                    count_filtered(&mut self.packets, frame.len(), verdict.is_ok());
-                }
-                return Ok(());
+        if let Some(matched_link) = self.filtered_out(link_type, frame) {
+            if first_worker {
+                count_filtered(&mut self.packets, frame.len(), matched_link);
             }
+            return Ok(());
         }
         self.decode_and_track(link_type, frame, ts_ns, input);
         if self.tracker.has_ready() {
             self.evaluate_ready(backend, sink)?;
         }
         Ok(())
+    }
+
+    /// `Some` when the filter drops the frame: `true` if the filter rejected it, `false`
+    /// if it cannot be compiled for the frame's link type (counted as skipped).
+    #[inline]
+    fn filtered_out(&mut self, link_type: u32, frame: &[u8]) -> Option<bool> {
+        let verdict = self.bpf.as_mut()?.matches(link_type, frame);
+        (!matches!(verdict, Ok(true))).then_some(verdict.is_ok())
     }
 
     /// Decodes a frame that passed the filter with this worker's decoder and tracks it.

@@ -282,13 +282,19 @@ impl Pipeline {
         // for a walk that waits for them, and each worker keeps one walked turn in
         // hand, so a worker briefly slower than the others does not stall them.
         let mut turns = (first..count).step_by(workers.max(1)).peekable();
-        while let Some(turn) = turns.next() {
-            let segment = shared.segments[turn];
-            let walked = self.walk_segment(shared.file, segment.start, segment.end, workers);
-            shared.publish(turn, walked);
-            let track_to = turns
-                .peek()
-                .map_or(count, |_| turn.saturating_sub(workers - 1));
+        while place.next < count {
+            let track_to = match turns.next() {
+                Some(turn) => {
+                    let segment = shared.segments[turn];
+                    let walked =
+                        self.walk_segment(shared.file, segment.start, segment.end, workers);
+                    shared.publish(turn, walked);
+                    turns
+                        .peek()
+                        .map_or(count, |_| turn.saturating_sub(workers - 1))
+                }
+                None => count,
+            };
             while place.next < track_to {
                 if !self.track_segment(shared, &mut place, worker, input, backend, sink)? {
                     return Ok(());
@@ -296,14 +302,6 @@ impl Pipeline {
                 if worker == 0 {
                     progress(place.records_before);
                 }
-            }
-        }
-        while place.next < count {
-            if !self.track_segment(shared, &mut place, worker, input, backend, sink)? {
-                return Ok(());
-            }
-            if worker == 0 {
-                progress(place.records_before);
             }
         }
         Ok(())
@@ -381,15 +379,12 @@ impl Pipeline {
             };
             records += 1;
             let frame_len = packet.data.len();
-            if let Some(bpf) = &mut self.bpf {
-                let verdict = bpf.matches(packet.link_type, packet.data);
-                if !matches!(verdict, Ok(true)) {
-                    lists[0].push(Entry::Filtered {
-                        frame_len,
-                        matched_link: verdict.is_ok(),
-                    });
-                    continue;
-                }
+            if let Some(matched_link) = self.filtered_out(packet.link_type, packet.data) {
+                lists[0].push(Entry::Filtered {
+                    frame_len,
+                    matched_link,
+                });
+                continue;
             }
             let ts_ns = packet.ts_ns;
             match decode_stateless(LinkType::from_linktype(packet.link_type), packet.data) {
