@@ -368,6 +368,11 @@ impl Packets<'_> {
     }
 }
 
+/// How far ahead of the cursor [`Packets`] asks for bytes: a few full-size records,
+/// inside the window the kernel maps around each page fault (64 KiB by default) most of
+/// the time, since a prefetch of an unmapped page is dropped.
+const PREFETCH_AHEAD: usize = 8 << 10;
+
 impl<'a> Iterator for Packets<'a> {
     type Item = Result<RawPacket<'a>, CaptureError>;
 
@@ -386,6 +391,12 @@ impl<'a> Iterator for Packets<'a> {
             map::release(mapping, self.released, to);
             self.released = to;
         }
+        // A walk of full-size packets reads only the first bytes of records 1.5 KB
+        // apart, a stride the hardware prefetcher does not follow from page to page, so
+        // each header would be a wait on memory; asking for the bytes a few records
+        // ahead overlaps those waits with the work on this one (about a tenth of a run
+        // on 1,500-byte packets, benches/compare.sh).
+        map::prefetch(self.cursor.bytes, self.cursor.pos + PREFETCH_AHEAD);
         let item = match &mut self.state {
             State::Classic(header) => classic::next(header, &mut self.cursor),
             State::Ng(section) => pcapng::next(section, &mut self.cursor),
