@@ -186,13 +186,17 @@ fn plausible_chain(header: &FileHeader, bytes: &[u8], mut at: usize) -> bool {
             return previous_secs.is_some();
         }
         let field = |offset: usize| u32_at(bytes, at.saturating_add(offset), header.big_endian);
-        let (Some(secs), Some(fraction), Some(caplen), Some(origlen)) =
-            (field(0), field(4), field(8), field(12))
-        else {
+        // Cheapest and most selective first: most offsets inside packet data fail on
+        // the captured length alone.
+        let Some(caplen) = field(8).filter(|&c| c <= max_caplen) else {
             return false;
         };
-        let close_in_time = previous_secs.is_none_or(|p| p.abs_diff(secs) < 86_400);
-        if caplen > max_caplen || caplen > origlen || fraction >= max_fraction || !close_in_time {
+        let plausible = field(12).is_some_and(|origlen| caplen <= origlen)
+            && field(4).is_some_and(|fraction| fraction < max_fraction);
+        let Some(secs) = field(0).filter(|_| plausible) else {
+            return false;
+        };
+        if previous_secs.is_some_and(|p| p.abs_diff(secs) >= 86_400) {
             return false;
         }
         let Some(next) = at

@@ -13,7 +13,8 @@ use linkward_host::pipeline::{Pipeline, ScanError, ScanOptions, SharedFile};
 use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
-use linkward_host::sandbox::{Limits, PolicyEngine};
+use linkward_host::sandbox::{Limits, LoadedModule, PolicyEngine};
+use linkward_host::signing::PublicKey;
 use linkward_host::subject::Subject;
 use linkward_host::swap::{ModuleSlot, SlotBackend};
 use linkward_host::track::TrackerConfig;
@@ -314,8 +315,16 @@ fn run_worker(
     })
 }
 
-pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
+/// The policy of a scan: the engine, the trust key and the checked module (with its
+/// bytes when it was read from a module file, for the hot-swap watcher).
+struct Policy {
+    engine: PolicyEngine,
+    trusted: Option<PublicKey>,
+    module: LoadedModule,
+    module_bytes: Option<Vec<u8>>,
+}
+
+fn load_policy(args: &ScanArgs) -> anyhow::Result<Policy> {
     let engine = PolicyEngine::new(Limits {
         call_timeout: Duration::from_millis(args.module_timeout_ms.max(1)),
         memory_bytes: args.module_memory_mib.max(1) << 20,
@@ -323,6 +332,64 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     })?;
     let trusted = args.trust_key.as_deref().map(read_trust_key).transpose()?;
     let (module, module_bytes) = load_checked(&engine, &args.policy, trusted.as_ref())?;
+    Ok(Policy {
+        engine,
+        trusted,
+        module,
+        module_bytes,
+    })
+}
+
+pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    let mut progress = Progress {
+        enabled: io::stderr().is_terminal() && !args.quiet,
+        total_bytes: 0,
+        last: Instant::now(),
+    };
+    let inputs = expand_inputs(&args.inputs, &mut errors);
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path().display().to_string())
+        .collect();
+    let mut opened = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match input {
+            Input::Capture(path) => match CaptureFile::open(path) {
+                Ok(f) => {
+                    progress.total_bytes += f.len_bytes();
+                    opened.push((i as u32, Opened::Capture(f)));
+                }
+                Err(e) => errors.push(e.to_string()),
+            },
+            Input::FlowLog(path) => opened.push((i as u32, Opened::FlowLog(path.clone()))),
+        }
+    }
+    let workers = args.workers.max(1) as u64;
+    // Cutting large captures into segments for the workers (a page fault and a search
+    // per segment) overlaps the compilation and self-tests of the module.
+    let (shared_files, loaded) = std::thread::scope(|scope| {
+        let cutting = scope.spawn(|| {
+            opened
+                .iter()
+                .map(|(_, o)| match o {
+                    Opened::Capture(file) => SharedFile::new(file, workers),
+                    Opened::FlowLog(_) => None,
+                })
+                .collect::<Vec<_>>()
+        });
+        let loaded = load_policy(&args);
+        (cutting.join(), loaded)
+    });
+    // A failed cut leaves every worker reading the whole file: slower, same findings.
+    let shared_files = shared_files.unwrap_or_else(|_| opened.iter().map(|_| None).collect());
+    let Policy {
+        engine,
+        trusted,
+        module,
+        module_bytes,
+    } = loaded?;
     let options = ScanOptions {
         batch_size: args.batch_size,
         fail_open: args.fail_open,
@@ -362,43 +429,11 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let shared = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, out)));
 
-    let mut errors = Vec::new();
-    let mut progress = Progress {
-        enabled: io::stderr().is_terminal() && !args.quiet,
-        total_bytes: 0,
-        last: Instant::now(),
-    };
-    let inputs = expand_inputs(&args.inputs, &mut errors);
-    let names: Vec<String> = inputs
-        .iter()
-        .map(|i| i.path().display().to_string())
-        .collect();
-    let mut opened = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
-        match input {
-            Input::Capture(path) => match CaptureFile::open(path) {
-                Ok(f) => {
-                    progress.total_bytes += f.len_bytes();
-                    opened.push((i as u32, Opened::Capture(f)));
-                }
-                Err(e) => errors.push(e.to_string()),
-            },
-            Input::FlowLog(path) => opened.push((i as u32, Opened::FlowLog(path.clone()))),
-        }
-    }
     let flow_log_options = FlowLogOptions {
         include_denied: args.include_denied,
         max_flows: args.max_flows.max(1),
         ..FlowLogOptions::default()
     };
-    let workers = args.workers.max(1) as u64;
-    let shared_files: Vec<Option<SharedFile<'_>>> = opened
-        .iter()
-        .map(|(_, o)| match o {
-            Opened::Capture(file) => SharedFile::new(file, workers),
-            Opened::FlowLog(_) => None,
-        })
-        .collect();
     let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
         let mut progress = Some(progress);
         let handles: Vec<_> = (0..workers)

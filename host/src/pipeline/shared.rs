@@ -38,8 +38,6 @@ const MAX_SEGMENT: u64 = 4 << 20;
 /// at 96 bytes: two workers taking turns took 1.2 times as long as one). Workers then
 /// each walk the whole file and track their own flows of it.
 const MIN_AVERAGE_RECORD: u64 = 384;
-/// Bytes of the file tracked by every worker before their pages are released.
-const RELEASE_STEP: u64 = 8 << 20;
 
 /// A capture file shared by the workers of one scan: the segments and the board on
 /// which walked segments wait until every worker has tracked its part.
@@ -58,8 +56,9 @@ struct Board<'f> {
     done: Vec<u64>,
     /// A worker failed or panicked: the others stop instead of waiting for it.
     stopped: bool,
-    /// The file before this offset has been released from memory.
-    released_to: u64,
+    /// Per worker, the segments it walked that every worker is done with: it releases
+    /// their pages before its next walk.
+    to_release: Vec<Vec<(u64, u64)>>,
 }
 
 /// One segment, walked and sorted.
@@ -146,7 +145,7 @@ impl<'f> SharedFile<'f> {
                 walked: (0..count).map(|_| None).collect(),
                 done: vec![0; count],
                 stopped: false,
-                released_to: 0,
+                to_release: (0..workers).map(|_| Vec::new()).collect(),
             }),
             changed: Condvar::new(),
         })
@@ -185,10 +184,10 @@ impl<'f> SharedFile<'f> {
         }
     }
 
-    /// One worker is done with `segment`; the last one frees its walk, and its pages
-    /// once enough are done. Releasing pages of a mapping other threads use makes the
-    /// kernel flush their TLBs, so it is done in large steps rather than per segment.
-    fn finished(&self, segment: usize, end: u64) {
+    /// One worker is done with `segment`, which was walked over `start..end`; the last
+    /// one frees its walk and leaves its pages to the worker that walked it, or
+    /// releases them itself when that worker has no walk left to do.
+    fn finished(&self, segment: usize, start: u64, end: u64) {
         let mut board = self.board();
         let Some(done) = board.done.get_mut(segment) else {
             return;
@@ -200,11 +199,30 @@ impl<'f> SharedFile<'f> {
         if let Some(slot) = board.walked.get_mut(segment) {
             *slot = None;
         }
-        let from = board.released_to;
-        if end.saturating_sub(from) >= RELEASE_STEP || segment + 1 == self.segments.len() {
-            board.released_to = end;
+        let workers = board.to_release.len().max(1);
+        if segment + workers < self.segments.len()
+            && let Some(list) = board.to_release.get_mut(segment % workers)
+        {
+            list.push((start, end));
+        } else {
             drop(board);
-            self.file.release(from, end);
+            self.file.release(start, end);
+        }
+    }
+
+    /// Releases the pages of the segments `worker` walked that every worker is done
+    /// with. Each worker releases its own, before its next walk: releasing is about a
+    /// tenth of the work on full-size packets, and left to whichever worker finished a
+    /// segment last it fell on one worker and held the other up at the turns.
+    fn release_walked(&self, worker: usize) {
+        let ranges = self
+            .board()
+            .to_release
+            .get_mut(worker)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for (start, end) in ranges {
+            self.file.release(start, end);
         }
     }
 
@@ -283,6 +301,7 @@ impl Pipeline {
         // hand, so a worker briefly slower than the others does not stall them.
         let mut turns = (first..count).step_by(workers.max(1)).peekable();
         while place.next < count {
+            shared.release_walked(first);
             let track_to = match turns.next() {
                 Some(turn) => {
                     let segment = shared.segments[turn];
@@ -304,6 +323,7 @@ impl Pipeline {
                 }
             }
         }
+        shared.release_walked(first);
         Ok(())
     }
 
@@ -333,7 +353,7 @@ impl Pipeline {
         for entry in walked.lists.get(own).into_iter().flatten() {
             self.take(entry, input, backend, sink)?;
         }
-        shared.finished(index, walked.end);
+        shared.finished(index, walked.start, walked.end);
         if walked.fatal {
             if worker == 0 {
                 return Err(self.file_error(shared.file, &walked, segment, place.records_before));
