@@ -260,6 +260,9 @@ impl ModuleWatcher {
     /// change, and reports an unchanged file.
     pub fn request_check(&self) {
         self.check.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 
     /// Modules refused so far.
@@ -281,12 +284,16 @@ impl Drop for ModuleWatcher {
         }
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
+            // Woken rather than left to notice the flag: a scan's exit waits on this.
+            t.thread().unpark();
             let _ = t.join();
         }
     }
 }
 
-/// How long the watcher sleeps between looks at its flags.
+/// How long the watcher sleeps between looks at its flags, unless woken: stopping and
+/// [`ModuleWatcher::request_check`] wake it, a SIGHUP (which can only set a flag) is
+/// seen within this.
 const FLAG_POLL: Duration = Duration::from_millis(10);
 
 impl Watch {
@@ -301,7 +308,7 @@ impl Watch {
                 if stop.load(Ordering::Acquire) || check.load(Ordering::Acquire) {
                     break;
                 }
-                std::thread::sleep(FLAG_POLL);
+                std::thread::park_timeout(FLAG_POLL);
             }
             if stop.load(Ordering::Acquire) {
                 return;
