@@ -92,13 +92,17 @@ TIMES="$WORK/times.txt"
 run() {
     local label="$1" input="$2" packets="$3"
     shift 4
-    local t="$WORK/out/time"
-    if ! /usr/bin/time -f '%e %M' -o "$t" "$@" > /dev/null 2> "$WORK/out/stderr"; then
+    local t="$WORK/out/time" began ended
+    # Wall time from the shell's clock (microseconds; /usr/bin/time rounds to 10 ms,
+    # a twentieth of a linkward run), peak RSS from /usr/bin/time.
+    began="$EPOCHREALTIME"
+    if ! /usr/bin/time -f '%M' -o "$t" "$@" > /dev/null 2> "$WORK/out/stderr"; then
         echo "compare.sh: $label on $input failed:" >&2
         cat "$WORK/out/stderr" >&2
         exit 1
     fi
-    echo "$label $input $packets $(cat "$t")" >> "$TIMES"
+    ended="$EPOCHREALTIME"
+    echo "$label $input $packets $(awk -v a="$began" -v b="$ended" 'BEGIN { printf "%.4f", b - a }') $(cat "$t")" >> "$TIMES"
 }
 
 full_packets="$(json_field "$FULL.json" packets)"
@@ -175,19 +179,19 @@ function maximum(list,    a, i, n, m) { n = split(list, a, " "); m = a[1]; for (
 END {
     for (k = 1; k <= keys; k++) {
         key = order[k]
-        s[key] = median(secs[key]); if (s[key] <= 0) s[key] = 0.005
+        s[key] = median(secs[key]); if (s[key] <= 0) s[key] = 0.0005
         pps[key] = packets[key] / s[key]
     }
-    printf "%-12s %-7s %9s %17s %12s %11s %9s\n", "tool", "input", "packets", "median s", "packets/s", "x tcpdump", "peak RSS"
+    printf "%-12s %-7s %9s %20s %12s %11s %9s\n", "tool", "input", "packets", "median s", "packets/s", "x tcpdump", "peak RSS"
     for (k = 1; k <= keys; k++) {
         key = order[k]; split(key, part, " ")
         base = (part[2] == "prefix") ? "tcpdump full" : "tcpdump " part[2]
         ratio = (base in pps) ? sprintf("%.2f", pps[key] / pps[base]) : "-"
-        spread = sprintf("%.2f (%.2f-%.2f)", s[key], minimum(secs[key]), maximum(secs[key]))
-        printf "%-12s %-7s %9d %17s %12.0f %11s %6.0f MB\n", part[1], part[2], packets[key], spread, pps[key], ratio, median(rss[key]) / 1024
+        spread = sprintf("%.3f (%.3f-%.3f)", s[key], minimum(secs[key]), maximum(secs[key]))
+        printf "%-12s %-7s %9d %20s %12.0f %11s %6.0f MB\n", part[1], part[2], packets[key], spread, pps[key], ratio, median(rss[key]) / 1024
     }
     if ("linkward-w1 demo" in s)
-        printf "\nlinkward-w1 demo: the fixed cost of a run (module compilation and checks): %.2f s.\n", s["linkward-w1 demo"]
+        printf "\nlinkward-w1 demo: the fixed cost of a run (module compilation and checks): %.3f s.\n", s["linkward-w1 demo"]
     if ("tshark prefix" in pps)
         printf "\ntshark read the %d-packet prefix; at that rate the full capture takes %.0f s.\n", packets["tshark prefix"], full_packets / pps["tshark prefix"]
     print ""
