@@ -140,6 +140,10 @@ pub struct PolicyEngine {
     limits: Limits,
 }
 
+/// Set (to anything) in the environment to have the engine describe compiled module
+/// code to `perf` (see benches/README.md, "Profiles").
+pub const PERFMAP_VARIABLE: &str = "LINKWARD_PERFMAP";
+
 /// Epoch ticks per second: the resolution of call deadlines.
 const TICKS_PER_SECOND: u64 = 100;
 
@@ -157,6 +161,11 @@ impl PolicyEngine {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // For profiling only: wasmtime then writes /tmp/perf-PID.map, so that `perf
+        // report` names the module's functions instead of showing bare addresses.
+        if std::env::var_os(PERFMAP_VARIABLE).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // A cache that cannot be set up (read-only home, odd permissions) only costs
         // compile time, so it is skipped rather than fatal.
         if let Some(dir) = &limits.cache_dir {
