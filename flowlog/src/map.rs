@@ -10,10 +10,7 @@
 
 use std::fs::File;
 
-pub(crate) use linkward_mapfile::{Mmap, release};
-
-/// How far the parser moves between two releases of the pages behind it.
-pub(crate) const RELEASE_STEP: usize = 16 << 20;
+pub(crate) use linkward_mapfile::{Mmap, RELEASE_STEP, release};
 
 /// Maps `file` read-only for a sequential read, or `None` when it is not a regular
 /// file, is empty, or cannot be mapped (the caller then reads it through a buffer).

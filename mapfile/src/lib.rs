@@ -9,9 +9,8 @@
 //! This is the one place the workspace needs `unsafe` for files (and for the one CPU
 //! hint a walk over them gives, [`prefetch`]): mapping a file is `unsafe` in Rust
 //! because another process could change or truncate it while it is mapped, which the
-//! type system cannot see. Truncation raises SIGBUS rather than
-//! reading stale memory; callers document it and offer a copying reader for files that
-//! may change.
+//! type system cannot see. Truncation raises SIGBUS rather than reading stale memory;
+//! callers document it and offer a copying reader for files that may change.
 
 use std::fs::File;
 use std::io;
@@ -20,6 +19,11 @@ pub use memmap2::Mmap;
 
 /// The page size releases are aligned to.
 const PAGE: usize = 4096;
+
+/// How far a reader moves between two releases of the pages behind it: large enough
+/// that the calls (and the TLB flushes they cause) are rare, small enough that what
+/// stays resident is a few tens of MiB.
+pub const RELEASE_STEP: usize = 16 << 20;
 
 /// Maps `file` read-only and tells the kernel it will be read in order, so that
 /// read-ahead keeps the reader from waiting on page faults.

@@ -199,8 +199,8 @@ impl<'f> SharedFile<'f> {
         if let Some(slot) = board.walked.get_mut(segment) {
             *slot = None;
         }
-        let workers = board.to_release.len().max(1);
-        if segment + workers < self.segments.len()
+        let workers = usize::try_from(self.workers).unwrap_or(usize::MAX);
+        if segment.saturating_add(workers) < self.segments.len()
             && let Some(list) = board.to_release.get_mut(segment % workers)
         {
             list.push((start, end));
@@ -457,7 +457,11 @@ impl Pipeline {
                 ts_ns,
                 frame_len,
             } => {
-                if self.tracker.on_packet(packet, *ts_ns, input) {
+                // Sorted by the walker: a frame in this list is this worker's, except a
+                // DNS answer, which every worker gets.
+                let (worker, workers) = self.shard;
+                let owned = !carries_dns_answer(packet) || shard_of(packet, workers) == worker;
+                if self.tracker.on_sorted_packet(packet, owned, *ts_ns, input) {
                     count_decoded(&mut self.packets, *frame_len);
                 }
             }

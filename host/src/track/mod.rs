@@ -109,11 +109,36 @@ impl Tracker {
     /// Returns false when the packet belongs to another worker's shard: it then only
     /// taught this tracker its DNS answer, if it carried one.
     pub fn on_packet(&mut self, packet: &Packet<'_>, now_ns: u64, input: u32) -> bool {
-        let (src_port, dst_port) = packet.transport.ports().unwrap_or((0, 0));
-        let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
+        let (key, ports) = flow_key(packet);
         let owned = self
             .shard
             .is_none_or(|(index, count)| key.shard(count) == index);
+        self.track(packet, key, ports, owned, now_ns, input)
+    }
+
+    /// [`Tracker::on_packet`] for a packet whose owner the caller already knows: a
+    /// worker of a shared file gets frames already sorted by owner, so hashing the flow
+    /// again for every one of them would be work done twice.
+    pub(crate) fn on_sorted_packet(
+        &mut self,
+        packet: &Packet<'_>,
+        owned: bool,
+        now_ns: u64,
+        input: u32,
+    ) -> bool {
+        let (key, ports) = flow_key(packet);
+        self.track(packet, key, ports, owned, now_ns, input)
+    }
+
+    fn track(
+        &mut self,
+        packet: &Packet<'_>,
+        key: FlowKey,
+        (src_port, dst_port): (u16, u16),
+        owned: bool,
+        now_ns: u64,
+        input: u32,
+    ) -> bool {
         if carries_dns_answer(packet) {
             self.on_dns(packet, now_ns, input, owned);
         }
@@ -289,9 +314,16 @@ impl Tracker {
 
 /// Which of `count` workers owns the flow of `packet` (the same for both directions).
 pub fn shard_of(packet: &Packet<'_>, count: u64) -> u64 {
+    flow_key(packet).0.shard(count.max(1))
+}
+
+/// The key of `packet`'s flow, and its (source, destination) ports (0 for protocols
+/// without ports).
+#[inline]
+fn flow_key(packet: &Packet<'_>) -> (FlowKey, (u16, u16)) {
     let (src_port, dst_port) = packet.transport.ports().unwrap_or((0, 0));
     let key = FlowKey::new(packet.src, src_port, packet.dst, dst_port, packet.protocol);
-    key.shard(count.max(1))
+    (key, (src_port, dst_port))
 }
 
 /// Whether `packet` may carry a DNS answer, which every worker must learn.
