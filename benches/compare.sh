@@ -8,7 +8,13 @@
 #      snap length, plus a 100,000-packet prefix of the full capture for tshark, which
 #      is too slow to run on all of it (its rate is measured on the prefix and the
 #      table says so);
-#   3. reads every file once so the page cache is warm;
+#   3. warms the page cache: by default it first drops the captures from the cache
+#      and has linkward read them once, which is how they are cached when linkward is
+#      the first to read them (its mapping asks for huge pages, so on file systems
+#      that cache in large folios the cache then holds 2 MiB folios, which every later
+#      reader maps or copies from); CACHE=cat reads them with cat instead, which
+#      leaves them in whatever folios the generator's writes made (4 KiB-page mapping
+#      for linkward, as for a capture another program just wrote or read);
 #   4. runs $ROUNDS rounds of: linkward scan with 1 and 2 workers on both captures
 #      (the example policy compiled to WebAssembly, EVE output to a file), tcpdump
 #      -r F -w /dev/null on both, and tshark -Y with the filter equivalent to the
@@ -26,6 +32,7 @@
 #   FLOWS                flows asked of the generator (4000)
 #   TSHARK_PACKETS       packets of the prefix tshark reads (100000)
 #   SKIP_BUILD=1         use target/release as it is (no cargo build)
+#   CACHE                who warms the page cache: linkward (default) or cat (step 3)
 #
 # Needs: cargo, tcpdump, tshark and editcap (wireshark), GNU time at /usr/bin/time,
 # awk. Run it on a quiet machine; figures from a shared one vary by tens of percent.
@@ -72,8 +79,6 @@ if [ ! -s "$PREFIX" ]; then
     editcap -r "$FULL" "$PREFIX" "1-$TSHARK_PACKETS"
 fi
 
-echo "== warming the page cache" >&2
-cat "$FULL" "$SNAP" "$PREFIX" > /dev/null
 
 # A JSON number field of a one-line JSON document, without jq.
 json_field() {
@@ -83,6 +88,24 @@ json_field() {
 # The policy is compiled to WebAssembly once, as a deployment ships it.
 WASM="$WORK/fabrikam.wasm"
 "$LINKWARD" compile "$POLICY" -o "$WASM" > /dev/null
+
+CACHE="${CACHE:-linkward}"
+echo "== warming the page cache ($CACHE)" >&2
+case "$CACHE" in
+    linkward)
+        for f in "$FULL" "$SNAP" "$PREFIX"; do
+            # Written pages must reach the disk before the cache can let them go.
+            sync "$f"
+            dd if="$f" iflag=nocache count=0 status=none
+            "$LINKWARD" scan --policy "$WASM" --quiet -o /dev/null "$f"
+        done
+        ;;
+    cat) cat "$FULL" "$SNAP" "$PREFIX" > /dev/null ;;
+    *) echo "compare.sh: CACHE is linkward or cat, not $CACHE" >&2; exit 2 ;;
+esac
+# How much of the page cache is in 2 MiB folios (file systems and kernels without
+# large folios show 0 whoever reads first).
+huge_file_mb="$(awk '/^FileHugePages:/ { printf "%.0f", $2 / 1024 }' /proc/meminfo 2> /dev/null || true)"
 
 TIMES="$WORK/times.txt"
 : > "$TIMES"
@@ -158,6 +181,7 @@ echo
 echo "inputs: full = $FULL ($full_packets packets, $full_mb MB, $(json_field "$FULL.json" flows) flows);"
 echo "        snap96 = the same cut at 96 bytes ($snap_mb MB); prefix = its first $TSHARK_PACKETS packets"
 echo "machine: $(nproc) cores, $(uname -r); $ROUNDS rounds, page cache warm; median seconds (min-max)"
+echo "page cache warmed by $CACHE; page cache in 2 MiB folios (whole machine): ${huge_file_mb:-unknown} MB"
 echo
 # Medians over rounds, packets/s and ratios; tshark's rate is its rate on the prefix.
 awk -v rounds="$ROUNDS" -v full_packets="$full_packets" '

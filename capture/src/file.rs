@@ -250,6 +250,11 @@ impl CaptureFile {
     /// it by): they are right when the walk of the segment before stops exactly at
     /// them ([`Packets::position`] after [`packets_in`](CaptureFile::packets_in)
     /// ends). A caller that finds otherwise walks on from where that walk stopped.
+    ///
+    /// The search reads a little at every boundary and releases it at once (see
+    /// [`release`](CaptureFile::release)). A page is small, but a file cached in 2 MiB
+    /// folios is mapped 2 MiB at a touch: hundreds of boundaries would otherwise hold
+    /// half a large capture in memory before any walk begins.
     pub fn segments(&self, target_bytes: u64) -> Option<Vec<Segment>> {
         let Start::Classic(header) = self.start else {
             return None;
@@ -261,6 +266,7 @@ impl CaptureFile {
         let mut nominal = starts[0].saturating_add(step);
         while nominal < len {
             let limit = nominal.saturating_add(step);
+            let searched_from = nominal - nominal % map::PAGE;
             match classic::find_record(&header, bytes, nominal, limit) {
                 Some(at) => {
                     starts.push(at);
@@ -268,6 +274,8 @@ impl CaptureFile {
                 }
                 None => nominal = limit,
             }
+            let searched_to = limit.saturating_add(map::PAGE);
+            self.release(usize_to_u64(searched_from), usize_to_u64(searched_to));
         }
         let ends = starts.iter().skip(1).copied().chain([len]);
         Some(
