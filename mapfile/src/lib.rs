@@ -26,18 +26,14 @@ pub const PAGE: usize = 4096;
 pub const RELEASE_STEP: usize = 16 << 20;
 
 /// Maps `file` read-only and tells the kernel it will be read in order, so that
-/// read-ahead keeps the reader from waiting on page faults, and that the mapping may
-/// use huge pages.
+/// read-ahead keeps the reader from waiting on page faults.
 ///
-/// The huge-page hint matters more than it looks. Where the file system caches files
-/// in large folios (ext4 and XFS on recent Linux) and transparent huge pages are
-/// allowed (`madvise` or `always`), read-ahead into a mapping so marked fills the page
-/// cache with 2 MiB folios, and a mapping of 2 MiB folios is filled one 2 MiB entry
-/// per fault instead of 4 KiB pages sixteen at a time: for a capture read front to
-/// back, most of the time the kernel spends mapping it. The folios stay in the cache
-/// after the process ends, so every later run over the same file (by any reader)
-/// gains too. A file already cached in small folios (written or read by something
-/// else first) is mapped as before: the hint changes nothing already in the cache.
+/// How much the kernel then spends mapping the file depends on how the page cache
+/// holds it, which the reader does not choose: a file read from disk by anyone (on
+/// Linux with large folios in the page cache, as ext4 and XFS have now) is cached in
+/// folios of up to 2 MiB, and each fault maps up to 2 MiB; a file still cached from
+/// being written is in 4 KiB pages, mapped sixteen at a fault. For a capture read
+/// front to back that is most of the system time of a run (see benches/README.md).
 pub fn map_read_only(file: &File) -> io::Result<Mmap> {
     // SAFETY: the mapping is read-only and private to this process, and its bytes are
     // only read through `&[u8]` with bounds checks, so no value can hold an invalid
@@ -46,11 +42,8 @@ pub fn map_read_only(file: &File) -> io::Result<Mmap> {
     let map = unsafe { Mmap::map(file)? };
     #[cfg(unix)]
     {
-        // Only hints: a kernel that ignores them (or has huge pages turned off, which
-        // refuses the second) still reads correctly.
+        // Only a hint: a kernel that ignores it still reads correctly.
         let _ = map.advise(memmap2::Advice::Sequential);
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
     }
     Ok(map)
 }
