@@ -82,6 +82,9 @@ impl Clause {
         }
     }
 
+    /// Inlined: called twice per rule and flow, and a call costs more in the sandbox
+    /// than the few compares of a small clause.
+    #[inline(always)]
     fn matches(&self, addr: AddrKey) -> ClauseMatch {
         if self.any || self.nets.contains_key(addr) {
             ClauseMatch::Literal
