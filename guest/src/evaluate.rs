@@ -856,6 +856,56 @@ mod tests {
     }
 
     #[test]
+    fn a_packed_batch_finds_what_each_flow_finds() {
+        use crate::packed::FlowBatchWriter;
+        let e = Evaluator::new(image());
+        let fhir = "fabrikam-records.fhir.azurehealthcareapis.com";
+        let mut flows = Vec::new();
+        for (i, (src, dst, port)) in [
+            ("10.1.5.9", "20.37.1.10", 443),
+            ("10.1.5.9", "10.1.2.5", 443),
+            ("198.51.100.7", "20.37.1.10", 443),
+            ("192.168.1.1", "10.1.2.5", 445),
+            ("20.37.4.4", "52.1.1.1", 443),
+            ("20.37.4.4", "10.1.3.3", 443),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // The same names in several spellings, and in different slots.
+            for name in [
+                Some(fhir),
+                Some("Fabrikam-Records.FHIR.azurehealthcareapis.com."),
+                None,
+            ] {
+                let mut f = flow(src, dst, port);
+                match i % 3 {
+                    0 => f.sni = name,
+                    1 => f.http_host = name,
+                    _ => (f.resolved_name, f.sni) = (Some("other.example"), name),
+                }
+                flows.push(f);
+            }
+        }
+        let mut expected = Vec::new();
+        for (i, f) in flows.iter().enumerate() {
+            e.evaluate_flow(i as u32, f, &mut expected);
+        }
+        assert!(expected.len() > flows.len() / 2, "{expected:?}");
+        let mut w = FlowBatchWriter::new();
+        for f in &flows {
+            w.push(f, &[fhir]);
+        }
+        let mut got = Vec::new();
+        e.evaluate_flow_batch(w.bytes(), &mut got).unwrap();
+        assert_eq!(got, expected);
+
+        let mut bad = w.bytes().to_vec();
+        bad.truncate(bad.len() - 1);
+        assert!(e.evaluate_flow_batch(&bad, &mut Vec::new()).is_err());
+    }
+
+    #[test]
     fn checks_can_be_turned_off_or_rated() {
         let mut img = image();
         img.checks = vec![
