@@ -142,7 +142,7 @@ impl wit::Guest for Module {
     fn evaluate_flows_packed(batch: Vec<u8>) -> Result<Vec<wit::Finding>, String> {
         let e = evaluator();
         let mut out = Vec::new();
-        packed::read_flows(&batch, |i, f| e.evaluate_flow(i, f, &mut out))
+        e.evaluate_flow_batch(&batch, &mut out)
             .map_err(|err| err.to_string())?;
         Ok(out.into_iter().map(finding_to_wit).collect())
     }

@@ -4,8 +4,9 @@
 
 use crate::image::{AddressMatch, Image, PortRange, Rule, ServiceTag};
 use crate::matching::{AddrIndex, AddrKey, NameIndex, NameSet, PrefixSet, is_private, normalize};
+use crate::packed::{FlowBatch, NameRefs, PackedError};
 use crate::record::{DnsAnswer, Finding, Flow};
-use crate::text::{Piece, text};
+use crate::text::{Either, Piece, text};
 use crate::vocab::{Action, FindingKind, Severity};
 
 /// The tag whose ranges are the services' own egress and public front ends.
@@ -81,6 +82,9 @@ impl Clause {
         }
     }
 
+    /// Inlined: called twice per rule and flow, and a call costs more in the sandbox
+    /// than the few compares of a small clause.
+    #[inline(always)]
     fn matches(&self, addr: AddrKey) -> ClauseMatch {
         if self.any || self.nets.contains_key(addr) {
             ClauseMatch::Literal
@@ -245,14 +249,77 @@ impl Evaluator {
         })
     }
 
+    /// [`Evaluator::service_by_name`] for a flow of a batch with a name table, from the
+    /// services its names were found to be once per batch (`services`, by table position).
+    fn service_by_ref<'a>(
+        refs: NameRefs,
+        names: &[&'a str],
+        services: &[Option<usize>],
+    ) -> Option<NamedService<'a>> {
+        let candidates = [
+            (refs.resolved_name, "DNS name"),
+            (refs.sni, "TLS SNI"),
+            (refs.http_host, "HTTP Host"),
+        ];
+        candidates.into_iter().find_map(|(r, how)| {
+            let r = r? as usize;
+            let service = (*services.get(r)?)?;
+            Some(NamedService {
+                service,
+                name: names.get(r)?,
+                how,
+            })
+        })
+    }
+
+    /// Evaluates a packed flow batch (see [`crate::packed`]), appending what
+    /// [`Evaluator::evaluate_flow`] would for each flow. With a name table, each distinct
+    /// name is matched against the services once for the batch instead of once per flow
+    /// that carries it. A malformed batch is an error; findings of the flows read before
+    /// the fault are left in `out`.
+    pub fn evaluate_flow_batch(
+        &self,
+        batch: &[u8],
+        out: &mut Vec<Finding>,
+    ) -> Result<(), PackedError> {
+        let bytes = batch.len();
+        let batch = FlowBatch::parse(batch)?;
+        // Room for a finding per eight flows without growing (most batches have fewer);
+        // the announced count is the batch's word, so it is bounded by its size (a flow
+        // takes more than 64 bytes in either layout).
+        out.reserve((batch.len() as usize).min(bytes / 64) / 8);
+        let names = batch.names();
+        let services: Vec<Option<usize>> =
+            names.iter().map(|n| self.service_names.get(n)).collect();
+        batch.for_each(|index, flow, refs| {
+            let named = match refs {
+                Some(refs) => Self::service_by_ref(refs, names, &services),
+                None => self.service_by_name(flow),
+            };
+            self.evaluate_named_flow(index, flow, named, out);
+        })
+    }
+
     /// Evaluates one flow; appends at most one finding per kind to `out`.
     pub fn evaluate_flow(&self, index: u32, flow: &Flow<'_>, out: &mut Vec<Finding>) {
+        self.evaluate_named_flow(index, flow, self.service_by_name(flow), out);
+    }
+
+    /// [`Evaluator::evaluate_flow`] with the service the flow's names identify already
+    /// found.
+    #[inline(always)]
+    fn evaluate_named_flow<'a>(
+        &self,
+        index: u32,
+        flow: &Flow<'a>,
+        named: Option<NamedService<'a>>,
+        out: &mut Vec<Finding>,
+    ) {
         let before = out.len();
         // Both addresses as integers once; every prefix test below reuses them.
         let (src, dst) = (AddrKey::of(flow.src), AddrKey::of(flow.dst));
         let src_allowed = self.origins.contains_key(src);
         let dst_public = !dst.is_private();
-        let named = self.service_by_name(flow);
         let by_public_ip = self.public_ips.get(flow.dst);
         // Flow logs carry no names: an address in the health tag's ranges stands in.
         let inferred_by_tag = flow.from_flow_log
@@ -266,9 +333,10 @@ impl Evaluator {
                 && let Some(svc) = self.image.services.get(n.service)
                 && svc.private_ip != Some(flow.dst)
             {
-                let endpoint = svc
-                    .private_ip
-                    .map_or_else(|| "none is configured".to_string(), |ip| text!(ip));
+                let endpoint = match svc.private_ip {
+                    Some(ip) => Either::Left(ip),
+                    None => Either::Right("none is configured"),
+                };
                 self.emit(
                     out,
                     index,
@@ -290,8 +358,11 @@ impl Evaluator {
                 );
             } else if named.is_none() && (by_public_ip.is_some() || inferred_by_tag) {
                 let (what, line) = match by_public_ip.and_then(|i| self.image.services.get(i)) {
-                    Some(svc) => (text!("public address of ", svc.fqdn), svc.line),
-                    None => (text!(HEALTH_TAG, " range"), self.health_tag_line),
+                    Some(svc) => (
+                        Either::Left(("public address of ", svc.fqdn.as_str())),
+                        svc.line,
+                    ),
+                    None => (Either::Right((HEALTH_TAG, " range")), self.health_tag_line),
                 };
                 self.emit(
                     out,
@@ -316,15 +387,22 @@ impl Evaluator {
         if !src_allowed && self.image.public_network_access_disabled && dst_public {
             let target = named
                 .as_ref()
-                .map(|n| text!(n.name, " (by ", n.how, ")"))
+                .map(|n| Either::Left((n.name, " (by ", n.how, ")")))
                 .or_else(|| {
                     by_public_ip
                         .and_then(|i| self.image.services.get(i))
-                        .map(|s| text!(s.fqdn, " (its public address)"))
+                        .map(|s| {
+                            Either::Right(Either::Left((s.fqdn.as_str(), " (its public address)")))
+                        })
                 })
                 .or_else(|| {
-                    (inferred_by_tag && !self.health_tag.contains_key(src))
-                        .then(|| text!("the ", HEALTH_TAG, " range, inferred from the address"))
+                    (inferred_by_tag && !self.health_tag.contains_key(src)).then_some(
+                        Either::Right(Either::Right((
+                            "the ",
+                            HEALTH_TAG,
+                            " range, inferred from the address",
+                        ))),
+                    )
                 });
             if let Some(target) = target {
                 self.emit(
@@ -352,10 +430,10 @@ impl Evaluator {
                 .get(flow.dst)
                 .and_then(|i| self.image.services.get(i));
             if service.is_some() || self.endpoint_subnet.contains_key(dst) {
-                let what = service.map_or_else(
-                    || "the private-endpoint subnet".to_string(),
-                    |s| text!("the private endpoint of ", s.fqdn),
-                );
+                let what = match service {
+                    Some(s) => Either::Left(("the private endpoint of ", s.fqdn.as_str())),
+                    None => Either::Right("the private-endpoint subnet"),
+                };
                 self.emit(
                     out,
                     index,
@@ -382,11 +460,10 @@ impl Evaluator {
                 .any(|n| self.trusted_names.contains(normalize(n).as_ref()))
                 || self.trusted_ranges.contains_key(dst);
             if !trusted {
-                let target = names
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map_or_else(|| text!(flow.dst), |n| text!(n, " (", flow.dst, ")"));
+                let target = match names.iter().flatten().next() {
+                    Some(n) => Either::Left((*n, " (", flow.dst, ")")),
+                    None => Either::Right(flow.dst),
+                };
                 self.emit(
                     out,
                     index,
@@ -467,8 +544,7 @@ impl Evaluator {
                         let reason = rule.description.clone().unwrap_or_else(|| {
                             let service = named
                                 .and_then(|n| self.image.services.get(n.service))
-                                .map(|s| text!(" (", s.fqdn, ")"))
-                                .unwrap_or_default();
+                                .map(|s| (" (", s.fqdn.as_str(), ")"));
                             text!(
                                 "rule ",
                                 rule.id,
@@ -777,6 +853,56 @@ mod tests {
             vec![FindingKind::DnsConflict]
         );
         assert_eq!(check(vec![], &[]), vec![]);
+    }
+
+    #[test]
+    fn a_packed_batch_finds_what_each_flow_finds() {
+        use crate::packed::FlowBatchWriter;
+        let e = Evaluator::new(image());
+        let fhir = "fabrikam-records.fhir.azurehealthcareapis.com";
+        let mut flows = Vec::new();
+        for (i, (src, dst, port)) in [
+            ("10.1.5.9", "20.37.1.10", 443),
+            ("10.1.5.9", "10.1.2.5", 443),
+            ("198.51.100.7", "20.37.1.10", 443),
+            ("192.168.1.1", "10.1.2.5", 445),
+            ("20.37.4.4", "52.1.1.1", 443),
+            ("20.37.4.4", "10.1.3.3", 443),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // The same names in several spellings, and in different slots.
+            for name in [
+                Some(fhir),
+                Some("Fabrikam-Records.FHIR.azurehealthcareapis.com."),
+                None,
+            ] {
+                let mut f = flow(src, dst, port);
+                match i % 3 {
+                    0 => f.sni = name,
+                    1 => f.http_host = name,
+                    _ => (f.resolved_name, f.sni) = (Some("other.example"), name),
+                }
+                flows.push(f);
+            }
+        }
+        let mut expected = Vec::new();
+        for (i, f) in flows.iter().enumerate() {
+            e.evaluate_flow(i as u32, f, &mut expected);
+        }
+        assert!(expected.len() > flows.len() / 2, "{expected:?}");
+        let mut w = FlowBatchWriter::new();
+        for f in &flows {
+            w.push(f, &[fhir]);
+        }
+        let mut got = Vec::new();
+        e.evaluate_flow_batch(w.bytes(), &mut got).unwrap();
+        assert_eq!(got, expected);
+
+        let mut bad = w.bytes().to_vec();
+        bad.truncate(bad.len() - 1);
+        assert!(e.evaluate_flow_batch(&bad, &mut Vec::new()).is_err());
     }
 
     #[test]

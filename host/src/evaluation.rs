@@ -176,7 +176,7 @@ impl Backend for NativeBackend {
     fn evaluate_flows(&mut self, batch: &[u8], _records: usize) -> Result<Vec<Finding>, String> {
         let mut out = Vec::new();
         let e = &self.evaluator;
-        packed::read_flows(batch, |i, f| e.evaluate_flow(i, f, &mut out))
+        e.evaluate_flow_batch(batch, &mut out)
             .map_err(|e| e.to_string())?;
         Ok(out)
     }

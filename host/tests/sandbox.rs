@@ -112,6 +112,14 @@ fn malformed_packed_batch_is_rejected_not_trapped() {
         matches!(err, SandboxError::Rejected(ref m) if m.contains("truncated")),
         "{err}"
     );
+    // The name-table layout, its table cut off.
+    let err = sandbox
+        .evaluate_flows_packed(b"LWF2\x05\0\0\0\x0c\0\0\0", 5)
+        .unwrap_err();
+    assert!(
+        matches!(err, SandboxError::Rejected(ref m) if m.contains("truncated name count")),
+        "{err}"
+    );
     assert_eq!(sandbox.instantiations(), 1);
 }
 

@@ -466,18 +466,13 @@ impl Sandbox {
                 records,
             });
         }
-        let mut out = Vec::with_capacity(found.len());
-        for f in found {
-            if f.index as usize >= records {
-                self.live = None;
-                return Err(SandboxError::BadIndex {
-                    index: f.index,
-                    records,
-                });
-            }
-            out.push(finding_from_wit(f));
+        if let Some(f) = found.iter().find(|f| f.index as usize >= records) {
+            let index = f.index;
+            self.live = None;
+            return Err(SandboxError::BadIndex { index, records });
         }
-        Ok(out)
+        // Checked first and converted in one pass, which can reuse the list's allocation.
+        Ok(found.into_iter().map(finding_from_wit).collect())
     }
 }
 
