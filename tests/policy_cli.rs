@@ -91,7 +91,7 @@ fn compile_produces_a_valid_component_with_zero_imports() {
         }
         assert!(is_component, "{policy}");
         assert_eq!(imports, 0, "{policy}");
-        assert_eq!(exports, vec!["linkward:policy/evaluator@1.0.0".to_string()]);
+        assert_eq!(exports, vec!["linkward:policy/evaluator@2.0.0".to_string()]);
     }
 }
 
@@ -118,7 +118,7 @@ fn inspect_prints_what_the_module_says_about_itself() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["policy"], "contoso-ahds");
     assert_eq!(v["version"], "2.0.1");
-    assert_eq!(v["contract"], "1.0.0");
+    assert_eq!(v["contract"], "2.0.0");
     assert_eq!(v["services"], 3);
     assert_eq!(v["self_tests"], 4);
     let source = std::fs::read("examples/contoso-servicetags.toml").unwrap();
@@ -138,7 +138,7 @@ fn inspect_prints_what_the_module_says_about_itself() {
     let out = text(&o.stdout);
     assert!(out.contains("policy          contoso-ahds 2.0.1"), "{out}");
     assert!(
-        out.contains("contract        linkward:policy@1.0.0"),
+        out.contains("contract        linkward:policy@2.0.0"),
         "{out}"
     );
 

@@ -25,4 +25,4 @@ pub use image::Image;
 pub use record::{DnsAnswer, Finding, Flow};
 
 /// The version of the `linkward:policy` WIT package this evaluator implements.
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "2.0.0";

@@ -67,7 +67,7 @@ fn compiled_module_loads_reports_metadata_and_evaluates_both_forms() {
     let info = module.info().unwrap();
     assert_eq!(info.policy_name, "sandbox-test");
     assert_eq!(info.policy_version, "2.0.1");
-    assert_eq!(info.contract_version, "1.0.0");
+    assert_eq!(info.contract_version, "2.0.0");
     assert_eq!((info.services, info.rules), (1, 1));
 
     let mut sandbox = module.sandbox();
@@ -127,7 +127,7 @@ fn malformed_packed_batch_is_rejected_not_trapped() {
 /// trivially (empty metadata, no self-tests, no findings) except for
 /// `evaluate-flows-packed`, whose body is given, wrapped as a component by wit-component.
 fn hostile(evaluate_body: &str) -> Vec<u8> {
-    const P: &str = "linkward:policy/evaluator@1.0.0#";
+    const P: &str = "linkward:policy/evaluator@2.0.0#";
     let wat = format!(
         r#"(module
   (memory (export "memory") 2)
@@ -256,16 +256,17 @@ fn huge_results_are_refused() {
 
 #[test]
 fn foreign_contract_versions_and_imports_are_refused() {
-    let v2 = r#"(component
+    // A module of the previous contract, whose flow batches were packed differently.
+    let v1 = r#"(component
   (core module $m (func (export "f")))
   (core instance $i (instantiate $m))
   (func $f (canon lift (core func $i "f")))
   (instance $ev (export "metadata" (func $f)))
-  (export "linkward:policy/evaluator@2.0.0" (instance $ev)))"#;
-    let err = engine().load(&wat::parse_str(v2).unwrap()).err().unwrap();
+  (export "linkward:policy/evaluator@1.0.0" (instance $ev)))"#;
+    let err = engine().load(&wat::parse_str(v1).unwrap()).err().unwrap();
     assert!(
         err.to_string()
-            .contains("linkward:policy@2.0.0, this host speaks 1.x"),
+            .contains("linkward:policy@1.0.0, this host speaks 2.x"),
         "{err}"
     );
     let with_import = r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#;

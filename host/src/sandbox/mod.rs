@@ -31,8 +31,8 @@ use wasmtime::{
     StoreLimitsBuilder,
 };
 
-/// The contract major version this host speaks (package `linkward:policy@1.x`).
-pub const CONTRACT_MAJOR: u32 = 1;
+/// The contract major version this host speaks (package `linkward:policy@2.x`).
+pub const CONTRACT_MAJOR: u32 = 2;
 const EXPORT_PREFIX: &str = "linkward:policy/evaluator@";
 
 /// Resource bounds for every call into a module.
