@@ -153,5 +153,7 @@ pub use bpf::{BpfFilter, BpfFilterSet};
 pub use error::{CaptureError, ErrorKind};
 pub use file::{CaptureFile, Format, MAX_CAPLEN, Packets, RawPacket, Segment};
 pub use libpcap::{LibpcapPackets, OwnedPacket, open_with_libpcap};
+/// How far a reader of a mapped file moves between two releases of the pages behind it.
+pub use linkward_mapfile::RELEASE_STEP;
 pub use live::{LiveCapture, LiveOptions, LivePacket, LiveStats};
 pub use writer::{PcapNgWriter, PcapWriter, TsResolution};

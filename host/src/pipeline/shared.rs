@@ -56,9 +56,10 @@ struct Board<'f> {
     done: Vec<u64>,
     /// A worker failed or panicked: the others stop instead of waiting for it.
     stopped: bool,
-    /// Per worker, the segments it walked that every worker is done with: it releases
-    /// their pages before its next walk.
-    to_release: Vec<Vec<(u64, u64)>>,
+    /// Segments before this one are done by every worker.
+    done_before: usize,
+    /// Where the pages released so far end.
+    released_to: u64,
 }
 
 /// One segment, walked and sorted.
@@ -145,7 +146,8 @@ impl<'f> SharedFile<'f> {
                 walked: (0..count).map(|_| None).collect(),
                 done: vec![0; count],
                 stopped: false,
-                to_release: (0..workers).map(|_| Vec::new()).collect(),
+                done_before: 0,
+                released_to: 0,
             }),
             changed: Condvar::new(),
         })
@@ -184,45 +186,48 @@ impl<'f> SharedFile<'f> {
         }
     }
 
-    /// One worker is done with `segment`, which was walked over `start..end`; the last
-    /// one frees its walk and leaves its pages to the worker that walked it, or
-    /// releases them itself when that worker has no walk left to do.
-    fn finished(&self, segment: usize, start: u64, end: u64) {
+    /// One worker is done with `segment`; the last one frees its walk.
+    fn finished(&self, segment: usize) {
         let mut board = self.board();
         let Some(done) = board.done.get_mut(segment) else {
             return;
         };
         *done += 1;
-        if *done < self.workers {
-            return;
-        }
-        if let Some(slot) = board.walked.get_mut(segment) {
-            *slot = None;
-        }
-        let workers = usize::try_from(self.workers).unwrap_or(usize::MAX);
-        if segment.saturating_add(workers) < self.segments.len()
-            && let Some(list) = board.to_release.get_mut(segment % workers)
+        if *done >= self.workers
+            && let Some(slot) = board.walked.get_mut(segment)
         {
-            list.push((start, end));
-        } else {
-            drop(board);
-            self.file.release(start, end);
+            *slot = None;
         }
     }
 
-    /// Releases the pages of the segments `worker` walked that every worker is done
-    /// with. Each worker releases its own, before its next walk: releasing is about a
-    /// tenth of the work on full-size packets, and left to whichever worker finished a
-    /// segment last it fell on one worker and held the other up at the turns.
-    fn release_walked(&self, worker: usize) {
-        let ranges = self
-            .board()
-            .to_release
-            .get_mut(worker)
-            .map(std::mem::take)
-            .unwrap_or_default();
-        for (start, end) in ranges {
-            self.file.release(start, end);
+    /// Releases the pages of the segments every worker is done with, once they add up
+    /// to a release step from the last release (or reach the end of the file). Each
+    /// worker calls this before its walks, so the work falls on both in turn.
+    ///
+    /// In steps, not segment by segment: a release from a process with several threads
+    /// running makes the kernel interrupt every other core to flush its TLB, and at a
+    /// release per 4 MiB segment those interrupts were 7 % of a two-worker run.
+    fn release_done(&self) {
+        let mut board = self.board();
+        let workers = self.workers;
+        let mut next = board.done_before;
+        while board.done.get(next).is_some_and(|&done| done >= workers) {
+            next += 1;
+        }
+        board.done_before = next;
+        let done_to = self
+            .segments
+            .get(next)
+            .map_or(self.file.len_bytes(), |s| s.start);
+        let step = u64::try_from(linkward_capture::RELEASE_STEP).unwrap_or(u64::MAX);
+        let at_end = next >= self.segments.len();
+        if done_to.saturating_sub(board.released_to) < step && !at_end {
+            return;
+        }
+        let from = std::mem::replace(&mut board.released_to, done_to);
+        drop(board);
+        if done_to > from {
+            self.file.release(from, done_to);
         }
     }
 
@@ -301,7 +306,7 @@ impl Pipeline {
         // hand, so a worker briefly slower than the others does not stall them.
         let mut turns = (first..count).step_by(workers.max(1)).peekable();
         while place.next < count {
-            shared.release_walked(first);
+            shared.release_done();
             let track_to = match turns.next() {
                 Some(turn) => {
                     let segment = shared.segments[turn];
@@ -323,7 +328,7 @@ impl Pipeline {
                 }
             }
         }
-        shared.release_walked(first);
+        shared.release_done();
         Ok(())
     }
 
@@ -353,7 +358,7 @@ impl Pipeline {
         for entry in walked.lists.get(own).into_iter().flatten() {
             self.take(entry, input, backend, sink)?;
         }
-        shared.finished(index, walked.start, walked.end);
+        shared.finished(index);
         if walked.fatal {
             if worker == 0 {
                 return Err(self.file_error(shared.file, &walked, segment, place.records_before));
