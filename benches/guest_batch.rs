@@ -12,8 +12,9 @@
 //! For each batch size (1, 16, 64, 256, 1024), per flow:
 //!
 //! - `native`: `Evaluator::evaluate_flow` over borrowed flows, no batch at all;
-//! - `native_packed`: reading the packed batch and evaluating each flow natively, which
-//!   is what `NativeBackend` does inside a scan;
+//! - `native_packed`: reading the packed batch and evaluating it natively, names
+//!   looked up once per batch (`Evaluator::evaluate_flow_batch`), which is what
+//!   `NativeBackend` does inside a scan and the module does inside the sandbox;
 //! - `sandbox_packed`: one `evaluate-flows-packed` call into the module with the packed
 //!   batch, which is what a scan does;
 //! - `sandbox_records`: one `evaluate-flows` call with the `list<record>` form, where
@@ -21,7 +22,7 @@
 //! - `pack`: building the packed batch on the host, paid by both backends in a scan.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use linkward_guest::packed::{FlowBatchWriter, read_flows};
+use linkward_guest::packed::FlowBatchWriter;
 use linkward_guest::record::{Finding, OwnedFlow, protocol};
 use linkward_guest::{Evaluator, Flow};
 use linkward_host::sandbox::{Limits, PolicyEngine, Sandbox};
@@ -122,7 +123,7 @@ fn native(evaluator: &Evaluator, views: &[Flow<'_>], out: &mut Vec<Finding>) -> 
 
 fn native_packed(evaluator: &Evaluator, batch: &[u8], out: &mut Vec<Finding>) -> usize {
     out.clear();
-    if let Err(e) = read_flows(batch, |i, f| evaluator.evaluate_flow(i, f, out)) {
+    if let Err(e) = evaluator.evaluate_flow_batch(batch, out) {
         panic!("packed batch: {e}");
     }
     out.len()
