@@ -277,8 +277,9 @@ impl CaptureFile {
             let searched_to = limit.saturating_add(map::PAGE);
             self.release(usize_to_u64(searched_from), usize_to_u64(searched_to));
         }
-        // A search may read a little past its limit (checking the records after a
-        // candidate), into what the next search's release does not cover.
+        // Once more over everything searched: a fault maps a whole folio, up to 2 MiB
+        // around the byte read, so a search maps again pages an earlier search's
+        // release had let go.
         let first_searched = starts[0].saturating_add(step);
         let first_page = first_searched - first_searched % map::PAGE;
         self.release(usize_to_u64(first_page), usize_to_u64(len));

@@ -123,6 +123,24 @@ struct NamedService<'a> {
     how: &'static str,
 }
 
+/// The first of a flow's names (resolved name, SNI, HTTP Host: the order in which they
+/// identify a flow's service) for which `service` finds a service, as
+/// `(service index, name)`. One place for the order, whether the names come from the
+/// flow itself or from a batch's name table.
+#[inline(always)]
+fn first_named<'a, T>(
+    names: [Option<T>; 3],
+    mut service: impl FnMut(T) -> Option<(usize, &'a str)>,
+) -> Option<NamedService<'a>> {
+    names
+        .into_iter()
+        .zip(["DNS name", "TLS SNI", "HTTP Host"])
+        .find_map(|(name, how)| {
+            let (service, name) = service(name?)?;
+            Some(NamedService { service, name, how })
+        })
+}
+
 pub struct Evaluator {
     image: Image,
     origins: PrefixSet,
@@ -237,15 +255,8 @@ impl Evaluator {
     }
 
     fn service_by_name<'a>(&self, flow: &Flow<'a>) -> Option<NamedService<'a>> {
-        let candidates = [
-            (flow.resolved_name, "DNS name"),
-            (flow.sni, "TLS SNI"),
-            (flow.http_host, "HTTP Host"),
-        ];
-        candidates.into_iter().find_map(|(name, how)| {
-            let name = name?;
-            let service = self.service_names.get(name)?;
-            Some(NamedService { service, name, how })
+        first_named([flow.resolved_name, flow.sni, flow.http_host], |name| {
+            Some((self.service_names.get(name)?, name))
         })
     }
 
@@ -256,19 +267,9 @@ impl Evaluator {
         names: &[&'a str],
         services: &[Option<usize>],
     ) -> Option<NamedService<'a>> {
-        let candidates = [
-            (refs.resolved_name, "DNS name"),
-            (refs.sni, "TLS SNI"),
-            (refs.http_host, "HTTP Host"),
-        ];
-        candidates.into_iter().find_map(|(r, how)| {
-            let r = r? as usize;
-            let service = (*services.get(r)?)?;
-            Some(NamedService {
-                service,
-                name: names.get(r)?,
-                how,
-            })
+        first_named([refs.resolved_name, refs.sni, refs.http_host], |r| {
+            let r = r as usize;
+            Some(((*services.get(r)?)?, *names.get(r)?))
         })
     }
 

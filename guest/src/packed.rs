@@ -441,6 +441,33 @@ fn addr_from(family: u8, octets: [u8; 16], offset: usize) -> Result<IpAddr, Pack
     }
 }
 
+/// The fixed part of a flow (the first [`FLOW_FIXED`] bytes of `h`, read from batch
+/// offset `start`), the same in both layouts; the names are left for the caller.
+#[inline(always)]
+fn fixed_flow<'a>(h: &[u8], start: usize) -> Result<Flow<'a>, PackedError> {
+    let [src_family, protocol, flags, dst_family] = bytes_at::<4>(h, 0);
+    let dst_family = match dst_family {
+        0 => src_family,
+        f => f,
+    };
+    Ok(Flow {
+        src: addr_from(src_family, bytes_at(h, 8), start + 8)?,
+        dst: addr_from(dst_family, bytes_at(h, 24), start + 24)?,
+        src_port: u16::from_le_bytes(bytes_at(h, 4)),
+        dst_port: u16::from_le_bytes(bytes_at(h, 6)),
+        protocol,
+        from_flow_log: flags & FLAG_FLOW_LOG != 0,
+        denied_by_nsg: flags & FLAG_DENIED != 0,
+        resolved_name: None,
+        sni: None,
+        http_host: None,
+        packets: u64::from_le_bytes(bytes_at(h, 40)),
+        bytes: u64::from_le_bytes(bytes_at(h, 48)),
+        first_seen_ns: u64::from_le_bytes(bytes_at(h, 56)),
+        last_seen_ns: u64::from_le_bytes(bytes_at(h, 64)),
+    })
+}
+
 /// The names of a flow after its fixed part: resolved name, SNI, HTTP Host; the CNAME
 /// chain that follows is checked and skipped (the evaluator does not use it).
 type Names<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
@@ -637,13 +664,7 @@ impl<'a> FlowBatch<'a> {
                 return Err(truncated_flow_v2(&mut c));
             };
             c.at = start + FLOW_FIXED_V2;
-            let [src_family, protocol, flags, dst_family] = bytes_at::<4>(h, 0);
-            let dst_family = match dst_family {
-                0 => src_family,
-                f => f,
-            };
-            let src = addr_from(src_family, bytes_at(h, 8), start + 8)?;
-            let dst = addr_from(dst_family, bytes_at(h, 24), start + 24)?;
+            let mut flow = fixed_flow(h, start)?;
             let name_ref = |at: usize| -> Result<Option<u32>, PackedError> {
                 resolve_ref(u32::from_le_bytes(bytes_at(h, at)), names.len(), start + at)
             };
@@ -663,22 +684,9 @@ impl<'a> FlowBatch<'a> {
                 )?;
             }
             let name = |r: Option<u32>| r.and_then(|r| names.get(r as usize)).copied();
-            let flow = Flow {
-                src,
-                dst,
-                src_port: u16::from_le_bytes(bytes_at(h, 4)),
-                dst_port: u16::from_le_bytes(bytes_at(h, 6)),
-                protocol,
-                from_flow_log: flags & FLAG_FLOW_LOG != 0,
-                denied_by_nsg: flags & FLAG_DENIED != 0,
-                resolved_name: name(refs.resolved_name),
-                sni: name(refs.sni),
-                http_host: name(refs.http_host),
-                packets: u64::from_le_bytes(bytes_at(h, 40)),
-                bytes: u64::from_le_bytes(bytes_at(h, 48)),
-                first_seen_ns: u64::from_le_bytes(bytes_at(h, 56)),
-                last_seen_ns: u64::from_le_bytes(bytes_at(h, 64)),
-            };
+            flow.resolved_name = name(refs.resolved_name);
+            flow.sni = name(refs.sni);
+            flow.http_host = name(refs.http_host);
             each(index, &flow, Some(refs));
         }
         if c.at != self.flows.len() {
@@ -743,8 +751,7 @@ fn read_flows_v1<'a>(
     for index in 0..count {
         // The fixed part comes from one bounds-checked 72-byte array instead of twelve
         // checked reads (inside the sandbox each check is a compare and branch the
-        // optimizer cannot merge), and the flow is built once, in place, from scalars:
-        // building it in pieces and moving it costs more than reading it.
+        // optimizer cannot merge).
         let start = c.at;
         let Some(h) = c
             .bytes
@@ -754,30 +761,8 @@ fn read_flows_v1<'a>(
             return Err(truncated_flow(&mut c));
         };
         c.at = start + FLOW_FIXED;
-        let [src_family, protocol, flags, dst_family] = bytes_at::<4>(h, 0);
-        let dst_family = match dst_family {
-            0 => src_family,
-            f => f,
-        };
-        let src = addr_from(src_family, bytes_at(h, 8), start + 8)?;
-        let dst = addr_from(dst_family, bytes_at(h, 24), start + 24)?;
-        let (resolved_name, sni, http_host) = read_names(&mut c)?;
-        let flow = Flow {
-            src,
-            dst,
-            src_port: u16::from_le_bytes(bytes_at(h, 4)),
-            dst_port: u16::from_le_bytes(bytes_at(h, 6)),
-            protocol,
-            from_flow_log: flags & FLAG_FLOW_LOG != 0,
-            denied_by_nsg: flags & FLAG_DENIED != 0,
-            resolved_name,
-            sni,
-            http_host,
-            packets: u64::from_le_bytes(bytes_at(h, 40)),
-            bytes: u64::from_le_bytes(bytes_at(h, 48)),
-            first_seen_ns: u64::from_le_bytes(bytes_at(h, 56)),
-            last_seen_ns: u64::from_le_bytes(bytes_at(h, 64)),
-        };
+        let mut flow = fixed_flow(h, start)?;
+        (flow.resolved_name, flow.sni, flow.http_host) = read_names(&mut c)?;
         each(index, &flow);
     }
     c.finish()
