@@ -266,7 +266,9 @@ impl CaptureFile {
         let mut nominal = starts[0].saturating_add(step);
         while nominal < len {
             let limit = nominal.saturating_add(step);
-            let searched_from = nominal - nominal % map::PAGE;
+            // Whole huge pages, since a touch maps the whole folio around it (and
+            // nobody reads this part of the file yet).
+            let searched_from = nominal - nominal % map::HUGE_PAGE;
             match classic::find_record(&header, bytes, nominal, limit) {
                 Some(at) => {
                     starts.push(at);
@@ -274,14 +276,17 @@ impl CaptureFile {
                 }
                 None => nominal = limit,
             }
-            let searched_to = limit.saturating_add(map::PAGE);
+            let searched_to = limit
+                .saturating_add(map::PAGE)
+                .div_ceil(map::HUGE_PAGE)
+                .saturating_mul(map::HUGE_PAGE);
             self.release(usize_to_u64(searched_from), usize_to_u64(searched_to));
         }
         // Once more over everything searched: a fault maps a whole folio, up to 2 MiB
         // around the byte read, so a search maps again pages an earlier search's
         // release had let go.
         let first_searched = starts[0].saturating_add(step);
-        let first_page = first_searched - first_searched % map::PAGE;
+        let first_page = first_searched - first_searched % map::HUGE_PAGE;
         self.release(usize_to_u64(first_page), usize_to_u64(len));
         let ends = starts.iter().skip(1).copied().chain([len]);
         Some(
@@ -317,11 +322,18 @@ impl CaptureFile {
     /// Drops the pages of `start..end` from this process's memory (they stay in the
     /// page cache): for callers of [`packets_in`](CaptureFile::packets_in) that are done
     /// with a segment. Reading those bytes again later still works; it faults them in.
-    pub fn release(&self, start: u64, end: u64) {
-        if let Bytes::Mapped(map) = &self.bytes {
-            let len = map.len();
-            let clamp = |o: u64| usize::try_from(o).unwrap_or(len).min(len);
-            map::release(map, clamp(start), clamp(end));
+    ///
+    /// Like [`linkward_mapfile::release`], it stops at the huge page boundary below
+    /// `end` (unless `end` is the end of the file) and returns where it stopped, which
+    /// is where the next release should start.
+    pub fn release(&self, start: u64, end: u64) -> u64 {
+        match &self.bytes {
+            Bytes::Mapped(map) => {
+                let len = map.len();
+                let clamp = |o: u64| usize::try_from(o).unwrap_or(len).min(len);
+                usize_to_u64(map::release(map, clamp(start), clamp(end)))
+            }
+            _ => end,
         }
     }
 }
@@ -402,8 +414,7 @@ impl<'a> Iterator for Packets<'a> {
             && self.cursor.pos >= self.released + 2 * map::RELEASE_STEP
         {
             let to = self.cursor.pos - map::RELEASE_STEP;
-            map::release(mapping, self.released, to);
-            self.released = to;
+            self.released = map::release(mapping, self.released, to);
         }
         // A walk of full-size packets reads only the first bytes of records 1.5 KB
         // apart, a stride the hardware prefetcher does not follow from page to page, so

@@ -1,3 +1,5 @@
 //! How a capture walk uses the shared file mapping (`linkward-mapfile`).
 
-pub(crate) use linkward_mapfile::{Mmap, PAGE, RELEASE_STEP, map_read_only, prefetch, release};
+pub(crate) use linkward_mapfile::{
+    HUGE_PAGE, Mmap, PAGE, RELEASE_STEP, map_read_only, prefetch, release,
+};

@@ -215,12 +215,15 @@ impl<'f> SharedFile<'f> {
             next += 1;
         }
         board.done_before = next;
-        let done_to = self
-            .segments
-            .get(next)
-            .map_or(self.file.len_bytes(), |s| s.start);
-        let step = u64::try_from(linkward_capture::RELEASE_STEP).unwrap_or(u64::MAX);
         let at_end = next >= self.segments.len();
+        // Released to a huge page boundary (see `CaptureFile::release`), decided here so
+        // that the next release starts where this one really stops.
+        let huge = u64::try_from(linkward_capture::HUGE_PAGE).unwrap_or(u64::MAX);
+        let done_to = match self.segments.get(next) {
+            Some(segment) => segment.start / huge * huge,
+            None => self.file.len_bytes(),
+        };
+        let step = u64::try_from(linkward_capture::RELEASE_STEP).unwrap_or(u64::MAX);
         if done_to.saturating_sub(board.released_to) < step && !at_end {
             return;
         }
