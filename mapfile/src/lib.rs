@@ -119,7 +119,11 @@ mod tests {
         file.write_all(&bytes).unwrap();
         let map = map_read_only(&file).unwrap();
         assert_eq!(release(&map, 0, 10), 0, "no whole huge page before byte 10");
-        assert_eq!(release(&map, 1, 3 * PAGE + 7), 1, "the reader is in the first huge page");
+        assert_eq!(
+            release(&map, 1, 3 * PAGE + 7),
+            1,
+            "the reader is in the first huge page"
+        );
         assert_eq!(release(&map, 1, 5 * PAGE + 100), 5 * PAGE, "to the end");
         assert_eq!(release(&map, 0, usize::MAX), 5 * PAGE);
         assert_eq!(&map[..], &bytes[..]);
