@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
 
 use crate::error::{CaptureError, ErrorKind};
 use crate::file::{Cursor, Format, MAX_CAPLEN, RawPacket, u32_at, usize_to_u64};
@@ -114,14 +113,23 @@ pub(crate) fn next<'a>(
             max: MAX_CAPLEN,
         });
     }
-    let parsed = if header.modified {
-        parse_pcap_frame_modified(rest)
-    } else if header.big_endian {
-        parse_pcap_frame_be(rest)
-    } else {
-        parse_pcap_frame(rest)
+    // The record header's other fields, in the file's byte order (the modified format
+    // only adds fields after them), read in place: this runs once per packet.
+    let (Some(ts_sec), Some(ts_fraction), Some(orig_len)) = (
+        u32_at(rest, 0, header.big_endian),
+        u32_at(rest, 4, header.big_endian),
+        u32_at(rest, 12, header.big_endian),
+    ) else {
+        return fail(ErrorKind::TruncatedRecordHeader {
+            needed: usize_to_u64(header_len),
+            available: usize_to_u64(rest.len()),
+            packets_read: cursor.number,
+        });
     };
-    let Ok((remaining, frame)) = parsed else {
+    let end = usize::try_from(caplen)
+        .ok()
+        .and_then(|caplen| header_len.checked_add(caplen));
+    let Some(data) = end.and_then(|end| rest.get(header_len..end)) else {
         return fail(ErrorKind::TruncatedRecordData {
             caplen,
             available: usize_to_u64(rest.len().saturating_sub(header_len)),
@@ -130,14 +138,15 @@ pub(crate) fn next<'a>(
     };
     cursor.pos = cursor
         .pos
-        .saturating_add(rest.len().saturating_sub(remaining.len()));
+        .saturating_add(header_len)
+        .saturating_add(data.len());
     cursor.number = number;
     let fraction_ns = if header.nanos {
-        u64::from(frame.ts_usec)
+        u64::from(ts_fraction)
     } else {
-        u64::from(frame.ts_usec).saturating_mul(1_000)
+        u64::from(ts_fraction).saturating_mul(1_000)
     };
-    let ts_ns = u64::from(frame.ts_sec)
+    let ts_ns = u64::from(ts_sec)
         .saturating_mul(1_000_000_000)
         .saturating_add(fraction_ns);
     Some(Ok(RawPacket {
@@ -145,8 +154,8 @@ pub(crate) fn next<'a>(
         ts_ns,
         link_type: header.link_type,
         interface: 0,
-        data: frame.data,
-        orig_len: frame.origlen,
+        data,
+        orig_len,
         offset,
     }))
 }
