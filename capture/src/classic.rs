@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-
 use crate::error::{CaptureError, ErrorKind};
 use crate::file::{Cursor, Format, MAX_CAPLEN, RawPacket, u32_at, usize_to_u64};
 
