@@ -20,6 +20,11 @@
 //! - `sandbox_records`: one `evaluate-flows` call with the `list<record>` form, where
 //!   wasmtime lowers each record field by field;
 //! - `pack`: building the packed batch on the host, paid by both backends in a scan.
+//!
+//! And once, for 256 flows of the same mix that raise no finding (`quiet_native`,
+//! `quiet_native_packed`, `quiet_sandbox_packed`): the price of the sandbox on the
+//! evaluation alone, apart from bringing findings out of it. The difference between
+//! the two runs of each backend is what its findings cost.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use linkward_guest::packed::FlowBatchWriter;
@@ -179,6 +184,7 @@ fn guest_batch(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("guest_batch");
+    quiet_batch(&mut group, &evaluator, &mut sandbox);
     for n in SIZES {
         let (Some(batch_flows), Some(batch_views)) = (flows.get(..n), views.get(..n)) else {
             continue;
@@ -217,6 +223,55 @@ fn guest_batch(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The flows of the mix that raise no finding, evaluated by each backend.
+fn quiet_batch(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    evaluator: &Evaluator,
+    sandbox: &mut Sandbox,
+) {
+    const QUIET: usize = 256;
+    let mut out = Vec::new();
+    let quiet: Vec<OwnedFlow> = (0..16 * QUIET)
+        .map(flow)
+        .filter(|f| {
+            out.clear();
+            evaluator.evaluate_flow(0, &f.view(), &mut out);
+            out.is_empty()
+        })
+        .take(QUIET)
+        .collect();
+    assert_eq!(quiet.len(), QUIET, "the mix has {QUIET} quiet flows");
+    let views: Vec<Flow<'_>> = quiet.iter().map(OwnedFlow::view).collect();
+    let mut writer = FlowBatchWriter::new();
+    pack(&mut writer, &quiet);
+    let bytes = writer.bytes().to_vec();
+    let found = sandbox
+        .evaluate_flows_packed(&bytes, QUIET)
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    assert!(found.is_empty(), "the sandbox finds what native does not");
+    group.throughput(Throughput::Elements(QUIET as u64));
+    group.bench_with_input(BenchmarkId::new("quiet_native", QUIET), &QUIET, |b, _| {
+        b.iter(|| black_box(native(evaluator, &views, &mut out)))
+    });
+    group.bench_with_input(
+        BenchmarkId::new("quiet_native_packed", QUIET),
+        &QUIET,
+        |b, _| b.iter(|| black_box(native_packed(evaluator, &bytes, &mut out))),
+    );
+    group.bench_with_input(
+        BenchmarkId::new("quiet_sandbox_packed", QUIET),
+        &QUIET,
+        |b, _| {
+            b.iter(
+                || match sandbox.evaluate_flows_packed(black_box(&bytes), QUIET) {
+                    Ok(found) => black_box(found.len()),
+                    Err(e) => panic!("sandbox: {e}"),
+                },
+            )
+        },
+    );
 }
 
 criterion_group! {
