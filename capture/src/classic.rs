@@ -97,8 +97,16 @@ pub(crate) fn next<'a>(
     let offset = usize_to_u64(cursor.pos);
     let header_len = header.record_header_len();
     let fail = |kind| Some(Err(cursor.error(kind).at_packet(number)));
-    let Some(caplen) = u32_at(rest, 8, header.big_endian).filter(|_| rest.len() >= header_len)
-    else {
+    // The record header's fields in the file's byte order, read in place (this runs
+    // once per packet); the modified format only adds fields after them.
+    let field = |at| u32_at(rest, at, header.big_endian);
+    let (true, Some(ts_sec), Some(ts_fraction), Some(caplen), Some(orig_len)) = (
+        rest.len() >= header_len,
+        field(0),
+        field(4),
+        field(8),
+        field(12),
+    ) else {
         return fail(ErrorKind::TruncatedRecordHeader {
             needed: usize_to_u64(header_len),
             available: usize_to_u64(rest.len()),
@@ -112,19 +120,6 @@ pub(crate) fn next<'a>(
             max: MAX_CAPLEN,
         });
     }
-    // The record header's other fields, in the file's byte order (the modified format
-    // only adds fields after them), read in place: this runs once per packet.
-    let (Some(ts_sec), Some(ts_fraction), Some(orig_len)) = (
-        u32_at(rest, 0, header.big_endian),
-        u32_at(rest, 4, header.big_endian),
-        u32_at(rest, 12, header.big_endian),
-    ) else {
-        return fail(ErrorKind::TruncatedRecordHeader {
-            needed: usize_to_u64(header_len),
-            available: usize_to_u64(rest.len()),
-            packets_read: cursor.number,
-        });
-    };
     let end = usize::try_from(caplen)
         .ok()
         .and_then(|caplen| header_len.checked_add(caplen));

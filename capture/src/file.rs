@@ -336,6 +336,20 @@ impl CaptureFile {
             _ => end,
         }
     }
+
+    /// Where [`release`](CaptureFile::release)`(_, end)` stops, without releasing
+    /// anything: for callers that hand out release ranges to several threads and must
+    /// start each where the one before really stopped.
+    pub fn release_end(&self, end: u64) -> u64 {
+        match &self.bytes {
+            Bytes::Mapped(map) => {
+                let len = map.len();
+                let end = usize::try_from(end).unwrap_or(len).min(len);
+                usize_to_u64(map::release_end(len, end))
+            }
+            _ => end,
+        }
+    }
 }
 
 /// The position of a walk in the file, shared by the format readers.

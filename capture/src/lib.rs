@@ -153,8 +153,6 @@ pub use bpf::{BpfFilter, BpfFilterSet};
 pub use error::{CaptureError, ErrorKind};
 pub use file::{CaptureFile, Format, MAX_CAPLEN, Packets, RawPacket, Segment};
 pub use libpcap::{LibpcapPackets, OwnedPacket, open_with_libpcap};
-/// The unit releases of a mapped file's pages are aligned to (see [`CaptureFile::release`]).
-pub use linkward_mapfile::HUGE_PAGE;
 /// How far a reader of a mapped file moves between two releases of the pages behind it.
 pub use linkward_mapfile::RELEASE_STEP;
 pub use live::{LiveCapture, LiveOptions, LivePacket, LiveStats};

@@ -463,13 +463,10 @@ impl Evaluator {
 
         // untrusted-outbound: the services' own egress to a target nobody allowed.
         if dst_public && self.health_tag.contains_key(src) && !self.health_tag.contains_key(dst) {
-            let names = [flow.resolved_name, flow.sni, flow.http_host];
-            let trusted = names
-                .iter()
-                .flatten()
-                .any(|n| self.trusted_names.contains(normalize(n).as_ref()))
-                || self.trusted_ranges.contains_key(dst);
+            let trusted =
+                names_known(&self.trusted_names, flow) || self.trusted_ranges.contains_key(dst);
             if !trusted {
+                let names = [flow.resolved_name, flow.sni, flow.http_host];
                 let target = match names.iter().flatten().next() {
                     Some(n) => Either::Left((*n, " (", flow.dst, ")")),
                     None => Either::Right(flow.dst),

@@ -65,11 +65,7 @@ pub const HUGE_PAGE: usize = 2 << 20;
 /// could be released.
 pub fn release(map: &Mmap, from: usize, to: usize) -> usize {
     let start = from.div_ceil(PAGE) * PAGE;
-    let end = if to >= map.len() {
-        (map.len() / PAGE) * PAGE
-    } else {
-        (to / HUGE_PAGE) * HUGE_PAGE
-    };
+    let end = release_end(map.len(), to);
     if end <= start {
         return from;
     }
@@ -84,6 +80,18 @@ pub fn release(map: &Mmap, from: usize, to: usize) -> usize {
         };
     }
     end
+}
+
+/// Where a [`release`] towards `to` of a mapping `len` bytes long ends: the
+/// [`HUGE_PAGE`] boundary at or below `to`, or the last whole page when `to` reaches
+/// the end. For a caller that must know where the next release will start before it
+/// makes this one.
+pub fn release_end(len: usize, to: usize) -> usize {
+    if to >= len {
+        (len / PAGE) * PAGE
+    } else {
+        (to / HUGE_PAGE) * HUGE_PAGE
+    }
 }
 
 /// Asks the CPU to start loading the cache line holding `bytes[at]`; a no-op past the
@@ -140,6 +148,8 @@ mod tests {
         assert_eq!(release(&map, HUGE_PAGE, 2 * HUGE_PAGE - 1), HUGE_PAGE);
         assert_eq!(release(&map, HUGE_PAGE, 2 * HUGE_PAGE), 2 * HUGE_PAGE);
         assert_eq!(release(&map, 2 * HUGE_PAGE, map.len()), 3 * HUGE_PAGE);
+        assert_eq!(release_end(map.len(), 2 * HUGE_PAGE - 1), HUGE_PAGE);
+        assert_eq!(release_end(map.len(), usize::MAX), 3 * HUGE_PAGE);
         assert_eq!(&map[..], &bytes[..]);
     }
 

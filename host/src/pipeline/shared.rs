@@ -216,13 +216,12 @@ impl<'f> SharedFile<'f> {
         }
         board.done_before = next;
         let at_end = next >= self.segments.len();
-        // Released to a huge page boundary (see `CaptureFile::release`), decided here so
-        // that the next release starts where this one really stops.
-        let huge = u64::try_from(linkward_capture::HUGE_PAGE).unwrap_or(u64::MAX);
-        let done_to = match self.segments.get(next) {
-            Some(segment) => segment.start / huge * huge,
-            None => self.file.len_bytes(),
-        };
+        // Where the release will really stop, so that the next one starts there.
+        let done_to = self.file.release_end(
+            self.segments
+                .get(next)
+                .map_or(self.file.len_bytes(), |s| s.start),
+        );
         let step = u64::try_from(linkward_capture::RELEASE_STEP).unwrap_or(u64::MAX);
         if done_to.saturating_sub(board.released_to) < step && !at_end {
             return;
