@@ -444,13 +444,14 @@ impl<'a> Iterator for Packets<'a> {
         }
         // A walk of full-size packets reads only the first bytes of records 1.5 KB
         // apart, a stride the hardware prefetcher does not follow from page to page, so
-        // each header would be a wait on memory; asking for the bytes a few records
-        // ahead overlaps those waits with the work on this one (about a tenth of a run
-        // on 1,500-byte packets, benches/compare.sh).
+        // each header would be a wait on memory. Two kinds of hint overlap those waits
+        // with the work on the records before. The first, a fixed distance ahead, has
+        // the pages ahead translated early (about a tenth of a run on 1,500-byte
+        // packets), but lands wherever that distance falls, mostly inside a payload.
+        // The second asks for the very lines the record a few ahead will be read from;
+        // without it a walk of full-size packets takes up to 30 % longer
+        // (benches/README.md, "Record headers fetched ahead").
         map::prefetch(self.cursor.bytes, self.cursor.pos + PREFETCH_AHEAD);
-        // The page hint above warms the mapping; these ask for the very lines a record
-        // a few ahead will be read from. Without them a walk of full-size packets takes
-        // a quarter longer (benches/README.md, "Record headers fetched ahead").
         let guess = self
             .cursor
             .pos
