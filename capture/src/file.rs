@@ -312,8 +312,7 @@ impl CaptureFile {
         let mut packets = self.packets();
         packets.mapping = None;
         if let State::Classic(_) = packets.state {
-            let len = self.bytes.as_slice().len();
-            packets.cursor.pos = usize::try_from(start).unwrap_or(len).min(len);
+            packets.cursor.pos = offset_in(start, self.bytes.as_slice().len());
             packets.cursor.number = first_number.saturating_sub(1);
             packets.stop_at = usize::try_from(end).unwrap_or(usize::MAX);
         }
@@ -329,11 +328,11 @@ impl CaptureFile {
     /// is where the next release should start.
     pub fn release(&self, start: u64, end: u64) -> u64 {
         match &self.bytes {
-            Bytes::Mapped(map) => {
-                let len = map.len();
-                let clamp = |o: u64| usize::try_from(o).unwrap_or(len).min(len);
-                usize_to_u64(map::release(map, clamp(start), clamp(end)))
-            }
+            Bytes::Mapped(map) => usize_to_u64(map::release(
+                map,
+                offset_in(start, map.len()),
+                offset_in(end, map.len()),
+            )),
             _ => end,
         }
     }
@@ -344,9 +343,7 @@ impl CaptureFile {
     pub fn release_end(&self, end: u64) -> u64 {
         match &self.bytes {
             Bytes::Mapped(map) => {
-                let len = map.len();
-                let end = usize::try_from(end).unwrap_or(len).min(len);
-                usize_to_u64(map::release_end(len, end))
+                usize_to_u64(map::release_end(map.len(), offset_in(end, map.len())))
             }
             _ => end,
         }
@@ -474,6 +471,11 @@ impl<'a> Iterator for Packets<'a> {
 }
 
 impl FusedIterator for Packets<'_> {}
+
+/// A file offset as an index into its `len` bytes, at most `len`.
+fn offset_in(offset: u64, len: usize) -> usize {
+    usize::try_from(offset).map_or(len, |o| o.min(len))
+}
 
 /// Widens a length; `usize` is at most 64 bits on every supported target.
 pub(crate) fn usize_to_u64(n: usize) -> u64 {

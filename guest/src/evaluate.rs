@@ -99,7 +99,7 @@ impl Clause {
 /// Whether any of a flow's names (resolved name, SNI, HTTP Host) is in `names`.
 #[inline(never)]
 fn names_known(names: &NameSet, flow: &Flow<'_>) -> bool {
-    [flow.resolved_name, flow.sni, flow.http_host]
+    flow.names()
         .into_iter()
         .flatten()
         .any(|n| names.contains(normalize(n).as_ref()))
@@ -264,7 +264,7 @@ impl Evaluator {
     }
 
     fn service_by_name<'a>(&self, flow: &Flow<'a>) -> Option<NamedService<'a>> {
-        first_named([flow.resolved_name, flow.sni, flow.http_host], |name| {
+        first_named(flow.names(), |name| {
             Some((self.service_names.get(name)?, name))
         })
     }
@@ -466,9 +466,8 @@ impl Evaluator {
             let trusted =
                 names_known(&self.trusted_names, flow) || self.trusted_ranges.contains_key(dst);
             if !trusted {
-                let names = [flow.resolved_name, flow.sni, flow.http_host];
-                let target = match names.iter().flatten().next() {
-                    Some(n) => Either::Left((*n, " (", flow.dst, ")")),
+                let target = match flow.names().into_iter().flatten().next() {
+                    Some(n) => Either::Left((n, " (", flow.dst, ")")),
                     None => Either::Right(flow.dst),
                 };
                 self.emit(

@@ -33,6 +33,15 @@ pub struct Flow<'a> {
     pub last_seen_ns: u64,
 }
 
+impl<'a> Flow<'a> {
+    /// The names the host knew the flow by, in the order in which they identify its
+    /// service: the name its destination was resolved from, the TLS SNI, the HTTP Host.
+    #[inline]
+    pub fn names(&self) -> [Option<&'a str>; 3] {
+        [self.resolved_name, self.sni, self.http_host]
+    }
+}
+
 /// One DNS response: the question, the CNAME chain and the final addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsAnswer<'a> {
