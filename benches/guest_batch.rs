@@ -21,6 +21,10 @@
 //!   wasmtime lowers each record field by field;
 //! - `pack`: building the packed batch on the host, paid by both backends in a scan.
 //!
+//! Once, for 256 flows of the mix with the policy's health-data tag read from the
+//! published service-tag file (`published_tags_native`, `published_tags_sandbox_packed`):
+//! a tag of hundreds of prefixes, looked up on every flow.
+//!
 //! And once, for 256 flows of the same mix that raise no finding (`quiet_native`,
 //! `quiet_native_packed`, `quiet_sandbox_packed`): the price of the sandbox on the
 //! evaluation alone, apart from bringing findings out of it. The difference between
@@ -147,18 +151,29 @@ fn kinds(findings: &[Finding]) -> Vec<(u32, &'static str)> {
     v
 }
 
-fn guest_batch(c: &mut Criterion) {
-    let policy_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fabrikam.toml");
-    let text = std::fs::read_to_string(&policy_path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", policy_path.display()));
-    let compiled = linkward_policy::compile::compile_source("fabrikam.toml", &text, None)
+/// The example policy's source, and the folder its relative paths start from.
+fn example_policy() -> (String, std::path::PathBuf) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let path = examples.join("fabrikam.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    (text, examples)
+}
+
+/// `text` compiled, as the native evaluator and as a sandbox over its module.
+fn evaluators(engine: &PolicyEngine, text: &str, base_dir: &Path) -> (Evaluator, Sandbox) {
+    let compiled = linkward_policy::compile::compile_source("fabrikam.toml", text, Some(base_dir))
         .unwrap_or_else(|e| panic!("fabrikam.toml: {e}"));
-    let engine = PolicyEngine::new(Limits::default()).unwrap_or_else(|e| panic!("engine: {e}"));
     let module = engine
         .load(&compiled.wasm)
         .unwrap_or_else(|e| panic!("module: {e}"));
-    let evaluator = Evaluator::new(compiled.image);
-    let mut sandbox: Sandbox = module.sandbox();
+    (Evaluator::new(compiled.image), module.sandbox())
+}
+
+fn guest_batch(c: &mut Criterion) {
+    let (text, examples) = example_policy();
+    let engine = PolicyEngine::new(Limits::default()).unwrap_or_else(|e| panic!("engine: {e}"));
+    let (evaluator, mut sandbox) = evaluators(&engine, &text, &examples);
 
     let max = SIZES.iter().copied().max().unwrap_or(1);
     let flows: Vec<OwnedFlow> = (0..max).map(flow).collect();
@@ -192,6 +207,7 @@ fn guest_batch(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("guest_batch");
     quiet_batch(&mut group, &evaluator, &mut sandbox);
+    published_tags_batch(&mut group, &engine, &flows);
     for n in SIZES {
         let (Some(batch_flows), Some(batch_views)) = (flows.get(..n), views.get(..n)) else {
             continue;
@@ -267,6 +283,51 @@ fn quiet_batch(
         BenchmarkId::new("quiet_sandbox_packed", QUIET),
         &QUIET,
         |b, _| b.iter(|| black_box(sandbox_packed(sandbox, black_box(&bytes), QUIET))),
+    );
+}
+
+/// The mix's first 256 flows under the example policy with its health-data tag taken
+/// from the published service-tag file (`examples/ServiceTags_Public.subset.json`, 273
+/// prefixes) instead of the one inline range: what a policy that follows Microsoft's
+/// file looks up on every flow.
+fn published_tags_batch(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    engine: &PolicyEngine,
+    flows: &[OwnedFlow],
+) {
+    const N: usize = 256;
+    let (text, examples) = example_policy();
+    let inline = "AzureHealthcareAPIs = [\"20.37.0.0/16\"]";
+    assert!(
+        text.contains(inline),
+        "the example policy names its tag inline"
+    );
+    let text = text.replacen(inline, "file = \"ServiceTags_Public.subset.json\"", 1);
+    let (evaluator, mut sandbox) = evaluators(engine, &text, &examples);
+    let flows = flows.get(..N).unwrap_or(flows);
+    let views: Vec<Flow<'_>> = flows.iter().map(OwnedFlow::view).collect();
+    let mut writer = FlowBatchWriter::new();
+    pack(&mut writer, flows);
+    let bytes = writer.bytes().to_vec();
+    let mut out = Vec::new();
+    native(&evaluator, &views, &mut out);
+    let expected = kinds(&out);
+    let found = sandbox
+        .evaluate_flows_packed(&bytes, flows.len())
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    assert_eq!(
+        kinds(&found),
+        expected,
+        "sandbox disagrees with published tags"
+    );
+    group.throughput(Throughput::Elements(flows.len() as u64));
+    group.bench_with_input(BenchmarkId::new("published_tags_native", N), &N, |b, _| {
+        b.iter(|| black_box(native(&evaluator, &views, &mut out)))
+    });
+    group.bench_with_input(
+        BenchmarkId::new("published_tags_sandbox_packed", N),
+        &N,
+        |b, _| b.iter(|| black_box(sandbox_packed(&mut sandbox, black_box(&bytes), N))),
     );
 }
 
