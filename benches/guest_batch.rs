@@ -138,11 +138,15 @@ fn native_packed(evaluator: &Evaluator, batch: &[u8], out: &mut Vec<Finding>) ->
     out.len()
 }
 
+/// One `evaluate-flows-packed` call; a failed call fails the bench.
+fn sandbox_findings(sandbox: &mut Sandbox, batch: &[u8], flows: usize) -> Vec<Finding> {
+    sandbox
+        .evaluate_flows_packed(batch, flows)
+        .unwrap_or_else(|e| panic!("sandbox: {e}"))
+}
+
 fn sandbox_packed(sandbox: &mut Sandbox, batch: &[u8], flows: usize) -> usize {
-    match sandbox.evaluate_flows_packed(batch, flows) {
-        Ok(found) => found.len(),
-        Err(e) => panic!("sandbox: {e}"),
-    }
+    sandbox_findings(sandbox, batch, flows).len()
 }
 
 fn kinds(findings: &[Finding]) -> Vec<(u32, &'static str)> {
@@ -187,9 +191,7 @@ fn guest_batch(c: &mut Criterion) {
     let expected = kinds(&out);
     native_packed(&evaluator, writer.bytes(), &mut out);
     assert_eq!(kinds(&out), expected, "native packed disagrees");
-    let packed = sandbox
-        .evaluate_flows_packed(writer.bytes(), flows.len())
-        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let packed = sandbox_findings(&mut sandbox, writer.bytes(), flows.len());
     assert_eq!(kinds(&packed), expected, "sandbox packed disagrees");
     let records = sandbox
         .evaluate_flow_records(&flows)
@@ -207,7 +209,7 @@ fn guest_batch(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("guest_batch");
     quiet_batch(&mut group, &evaluator, &mut sandbox);
-    published_tags_batch(&mut group, &engine, &flows);
+    published_tags_batch(&mut group, &engine, (&text, &examples), &flows);
     for n in SIZES {
         let (Some(batch_flows), Some(batch_views)) = (flows.get(..n), views.get(..n)) else {
             continue;
@@ -293,17 +295,17 @@ fn quiet_batch(
 fn published_tags_batch(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     engine: &PolicyEngine,
+    (text, examples): (&str, &Path),
     flows: &[OwnedFlow],
 ) {
     const N: usize = 256;
-    let (text, examples) = example_policy();
     let inline = "AzureHealthcareAPIs = [\"20.37.0.0/16\"]";
     assert!(
         text.contains(inline),
         "the example policy names its tag inline"
     );
     let text = text.replacen(inline, "file = \"ServiceTags_Public.subset.json\"", 1);
-    let (evaluator, mut sandbox) = evaluators(engine, &text, &examples);
+    let (evaluator, mut sandbox) = evaluators(engine, &text, examples);
     let flows = flows.get(..N).unwrap_or(flows);
     let views: Vec<Flow<'_>> = flows.iter().map(OwnedFlow::view).collect();
     let mut writer = FlowBatchWriter::new();
@@ -312,9 +314,7 @@ fn published_tags_batch(
     let mut out = Vec::new();
     native(&evaluator, &views, &mut out);
     let expected = kinds(&out);
-    let found = sandbox
-        .evaluate_flows_packed(&bytes, flows.len())
-        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let found = sandbox_findings(&mut sandbox, &bytes, flows.len());
     assert_eq!(
         kinds(&found),
         expected,
