@@ -1,7 +1,8 @@
-//! `linkward scan --workers N` on one file: the workers take turns walking it, each
-//! tracks its own flows, and the run reports exactly what one worker reports, findings
-//! and statistics alike, whatever the file holds (fragments, frames that are not IP,
-//! malformed ones, a filter, a cut at the end).
+//! `linkward scan --workers N` on one file: two workers scan a half each and join them,
+//! more take turns walking it and each tracks its own flows, and the run reports
+//! exactly what one worker reports, findings and statistics alike, whatever the file
+//! holds (fragments, frames that are not IP, malformed ones, a filter, a cut at the
+//! end).
 
 mod common;
 
@@ -22,10 +23,14 @@ fn comparable(s: &Scan) -> serde_json::Value {
     stats
 }
 
-fn assert_same_as_one_worker(capture: &Path, extra: &[&str]) -> Scan {
+/// Checks 2 and 3 workers against one; returns one worker's scan and how the two
+/// workers joined their halves.
+fn assert_same_as_one_worker(capture: &Path, extra: &[&str]) -> (Scan, serde_json::Value) {
     let one = scan(&fabrikam_policy(), &[capture], extra);
     assert!(one.code == 0 || one.code == 2, "{}", one.stderr);
     assert!(!one.findings.is_empty());
+    assert!(one.split.is_null());
+    let mut split = serde_json::Value::Null;
     for workers in ["2", "3"] {
         let mut args = extra.to_vec();
         args.extend(["--workers", workers]);
@@ -35,8 +40,13 @@ fn assert_same_as_one_worker(capture: &Path, extra: &[&str]) -> Scan {
         assert_eq!(many.findings, one.findings, "{context}");
         assert_eq!(comparable(&many), comparable(&one), "{context}");
         assert_eq!(many.stderr, one.stderr, "{context}");
+        if workers == "2" {
+            split = many.split;
+        } else {
+            assert!(many.split.is_null(), "{context}");
+        }
     }
-    one
+    (one, split)
 }
 
 fn generated(dir: &Path, snaplen: u32) -> PathBuf {
@@ -129,16 +139,25 @@ fn workers_sharing_a_file_report_what_one_worker_reports() {
     let dir = tempfile::tempdir().unwrap();
     let full = generated(dir.path(), 262_144);
     let snap = generated(dir.path(), 96);
-    assert_same_as_one_worker(&full, &[]);
-    assert_same_as_one_worker(&snap, &[]);
+    // Nothing in a generated capture keeps the halves from being stitched.
+    for capture in [&full, &snap] {
+        let (_, split) = assert_same_as_one_worker(capture, &[]);
+        assert_eq!(
+            split["joined"],
+            "stitched",
+            "{}: {split}",
+            capture.display()
+        );
+    }
 
     let mixed = mixed(dir.path(), &full);
-    let s = assert_same_as_one_worker(&mixed, &[]);
+    let (s, split) = assert_same_as_one_worker(&mixed, &[]);
+    assert!(split["joined"].is_string(), "{split}");
     assert_eq!(s.stat("packets.skipped.not-ip"), 40);
     assert_eq!(s.stat("packets.malformed.truncated-ip"), 40);
     assert_eq!(s.stat("packets.skipped.fragment-pending"), 40);
     assert_eq!(s.stat("packets.packets_read"), 20_000 + 4 * 40 + 200);
-    let filtered = assert_same_as_one_worker(&mixed, &["--bpf", "not udp port 9000"]);
+    let (filtered, _) = assert_same_as_one_worker(&mixed, &["--bpf", "not udp port 9000"]);
     assert!(filtered.stat("packets.filtered") > 0);
 }
 
@@ -149,7 +168,10 @@ fn workers_sharing_a_cut_file_stop_where_one_worker_stops() {
     let bytes = std::fs::read(&full).unwrap();
     let cut = dir.path().join("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() * 7 / 10 + 3]).unwrap();
-    let s = assert_same_as_one_worker(&cut, &[]);
+    let (s, split) = assert_same_as_one_worker(&cut, &[]);
+    // The end is in the second half: its worker's notes are dropped, and the first
+    // half's worker reads on to the damage, numbering packets from the start.
+    assert_eq!(split["joined"], "stopped", "{split}");
     assert_eq!(s.code, 2);
     assert!(s.stderr.contains("cut.pcap: packet "), "{}", s.stderr);
 }

@@ -319,6 +319,18 @@ impl CaptureFile {
         packets
     }
 
+    /// [`packets_in`](CaptureFile::packets_in) for a walker that has its stretch of the
+    /// file to itself: like [`packets`](CaptureFile::packets), it releases the pages
+    /// behind it as it goes, so resident memory stays flat whatever the stretch's size.
+    pub fn packets_releasing(&self, start: u64, end: u64, first_number: u64) -> Packets<'_> {
+        let mut packets = self.packets_in(start, end, first_number);
+        if let Bytes::Mapped(map) = &self.bytes {
+            packets.mapping = Some(map);
+            packets.released = packets.cursor.pos;
+        }
+        packets
+    }
+
     /// Drops the pages of `start..end` from this process's memory (they stay in the
     /// page cache): for callers of [`packets_in`](CaptureFile::packets_in) that are done
     /// with a segment. Reading those bytes again later still works; it faults them in.

@@ -9,7 +9,7 @@ use linkward_capture::CaptureFile;
 use linkward_guest::vocab::Severity;
 use linkward_host::evaluation::{FindingSink, Report, TeeSink};
 use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
-use linkward_host::pipeline::{Pipeline, ScanError, ScanOptions, SharedFile};
+use linkward_host::pipeline::{Joined, Pipeline, ScanError, ScanOptions, SharedFile, SplitFile};
 use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
@@ -66,9 +66,10 @@ pub struct ScanArgs {
     /// Largest memory the policy module may use, in MiB.
     #[arg(long, default_value_t = 64)]
     module_memory_mib: usize,
-    /// Worker threads. They take turns reading each pcap file (pcapng files, and files
-    /// of short records, are read whole by every worker) and split flows between them by
-    /// a hash of addresses and ports, each worker with its own module instance.
+    /// Worker threads, each with its own module instance. Two workers scanning one pcap
+    /// file take a half each and join them afterwards; otherwise workers take turns
+    /// reading each pcap file (pcapng files, and files of short records, are read whole
+    /// by every worker) and split flows between them by a hash of addresses and ports.
     /// Findings are the same for any number of workers (their order may differ).
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -204,6 +205,8 @@ struct WorkerResult {
     highest: Option<Severity>,
     errors: Vec<String>,
     last_module_error: Option<String>,
+    /// How a file split in two was joined (two workers on one pcap file).
+    split: Option<serde_json::Value>,
 }
 
 struct WorkerSetup<'a> {
@@ -220,6 +223,20 @@ struct WorkerSetup<'a> {
     shared: &'a Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
 }
 
+impl WorkerSetup<'_> {
+    /// EVE output into the shared output, a batch at a time.
+    fn shared_eve(&self) -> EveSink<SharedOutput> {
+        EveSink::new(
+            SharedOutput {
+                local: Vec::with_capacity(1 << 16),
+                shared: self.shared.clone(),
+            },
+            self.names.to_vec(),
+        )
+        .flush_each_batch(true)
+    }
+}
+
 fn run_worker(
     setup: WorkerSetup<'_>,
     mut progress: Option<Progress>,
@@ -228,14 +245,7 @@ fn run_worker(
     options.tracker.shard = (setup.count > 1).then_some((setup.index, setup.count));
     let mut pipeline = Pipeline::new(&options)?;
     let mut backend = SlotBackend::new(setup.slot.clone());
-    let mut eve = EveSink::new(
-        SharedOutput {
-            local: Vec::with_capacity(1 << 16),
-            shared: setup.shared.clone(),
-        },
-        setup.names.to_vec(),
-    )
-    .flush_each_batch(true);
+    let mut eve = setup.shared_eve();
     let mut table = TableSink::new();
     let mut watch = SeverityWatch::default();
     let mut errors = Vec::new();
@@ -302,8 +312,21 @@ fn run_worker(
         flow_logs.finish(&mut pipeline, last_input, &mut backend, &mut sink)?;
         pipeline.finish(last_input, &mut backend, &mut sink)?;
     }
+    worker_result(&mut eve, &pipeline, &progress, table, watch, errors, None)
+}
+
+/// What a worker hands back once its pipeline is finished, its output flushed.
+fn worker_result(
+    eve: &mut EveSink<SharedOutput>,
+    pipeline: &Pipeline,
+    progress: &Option<Progress>,
+    table: TableSink,
+    watch: SeverityWatch,
+    errors: Vec<String>,
+    split: Option<serde_json::Value>,
+) -> anyhow::Result<WorkerResult> {
     eve.get_mut().flush()?;
-    if let Some(p) = &progress {
+    if let Some(p) = progress {
         p.done();
     }
     Ok(WorkerResult {
@@ -312,7 +335,124 @@ fn run_worker(
         highest: watch.highest,
         errors,
         last_module_error: pipeline.last_module_error().map(str::to_string),
+        split,
     })
+}
+
+/// The second half of a file split in two, scanned on its own thread, with what it
+/// reported held back until the first half's worker has joined it.
+struct HeldHalf {
+    second: Result<linkward_host::pipeline::SecondHalf, ScanError>,
+    eve: Vec<u8>,
+    table: TableSink,
+    highest: Option<Severity>,
+}
+
+fn scan_held_half(setup: &WorkerSetup<'_>, split: &SplitFile<'_>, input: u32) -> HeldHalf {
+    let mut backend = SlotBackend::new(setup.slot.clone());
+    let mut eve = EveSink::new(Vec::new(), setup.names.to_vec());
+    let mut table = TableSink::new();
+    let mut watch = SeverityWatch::default();
+    let second = {
+        let mut sink = TeeSink(match setup.format {
+            Format::Eve => vec![&mut eve, &mut watch],
+            Format::Table => vec![&mut table, &mut watch],
+        });
+        Pipeline::scan_second_half(setup.options, split, input, &mut backend, &mut sink)
+    };
+    HeldHalf {
+        second,
+        eve: eve.into_inner(),
+        table,
+        highest: watch.highest,
+    }
+}
+
+/// Two workers on one pcap file: this thread scans the first half while another
+/// scans the second, then joins it (see `SplitFile`): the same findings and
+/// statistics as one worker, without handing frames between them.
+fn run_split(
+    setup: WorkerSetup<'_>,
+    split: &SplitFile<'_>,
+    input: u32,
+    mut progress: Option<Progress>,
+) -> anyhow::Result<WorkerResult> {
+    let mut pipeline = Pipeline::new(setup.options)?;
+    let mut backend = SlotBackend::new(setup.slot.clone());
+    let mut eve = setup.shared_eve();
+    let mut table = TableSink::new();
+    let mut watch = SeverityWatch::default();
+    let mut errors = Vec::new();
+    let name = split.file().path().display().to_string();
+    let mut show = |n| {
+        if let Some(p) = progress.as_mut() {
+            p.show(&name, 0, n);
+        }
+    };
+    let mut outcome = None;
+    let kept = std::thread::scope(
+        |scope| -> anyhow::Result<Option<(TableSink, Option<Severity>)>> {
+            let held = scope.spawn(|| scan_held_half(&setup, split, input));
+            let mut sink = TeeSink(match setup.format {
+                Format::Eve => vec![&mut eve, &mut watch],
+                Format::Table => vec![&mut table, &mut watch],
+            });
+            let first = pipeline.scan_first_half(split, input, &mut backend, &mut sink, &mut show);
+            let held = held.join().unwrap_or_else(|_| HeldHalf {
+                second: Err(ScanError::WorkerStopped),
+                eve: Vec::new(),
+                table: TableSink::new(),
+                highest: None,
+            });
+            let joined = first.and_then(|first| {
+                pipeline.join_second_half(
+                    split,
+                    &first,
+                    held.second,
+                    input,
+                    &mut backend,
+                    &mut sink,
+                    &mut show,
+                )
+            });
+            outcome = Some(match &joined {
+                Ok(Joined::Stitched) => {
+                    serde_json::json!({"cut": split.cut(), "joined": "stitched"})
+                }
+                Ok(Joined::Rescanned { reason }) => {
+                    serde_json::json!({"cut": split.cut(), "joined": "rescanned", "reason": reason})
+                }
+                Err(_) => serde_json::json!({"cut": split.cut(), "joined": "stopped"}),
+            });
+            let kept = match joined {
+                Ok(Joined::Stitched) => {
+                    // Whole lines, written after every batch of the first half's.
+                    setup
+                        .shared
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("output lock poisoned"))?
+                        .write_all(&held.eve)?;
+                    Some((held.table, held.highest))
+                }
+                Ok(Joined::Rescanned { .. }) => None,
+                Err(e) => {
+                    errors.push(format!(
+                        "{e} (stopped there; the packets before it were evaluated)"
+                    ));
+                    None
+                }
+            };
+            pipeline.finish(input, &mut backend, &mut sink)?;
+            Ok(kept)
+        },
+    )?;
+    if let Some((held_table, held_highest)) = kept {
+        table.merge(held_table);
+        watch.highest = watch.highest.max(held_highest);
+    }
+    worker_result(
+        &mut eve, &pipeline, &progress, table, watch, errors, outcome,
+    )
 }
 
 /// The policy of a scan: the engine, the trust key and the checked module (with its
@@ -369,21 +509,30 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let workers = args.workers.max(1) as u64;
     // Cutting large captures into segments for the workers (a page fault and a search
     // per segment) overlaps the compilation and self-tests of the module.
-    let (shared_files, loaded) = std::thread::scope(|scope| {
+    let (cut, loaded) = std::thread::scope(|scope| {
         let cutting = scope.spawn(|| {
-            opened
+            // Two workers on one pcap file take a half each.
+            let split = match opened.as_slice() {
+                [(input, Opened::Capture(file))] if workers == 2 => {
+                    SplitFile::new(file).map(|split| (*input, split))
+                }
+                _ => None,
+            };
+            let shared = opened
                 .iter()
                 .map(|(_, o)| match o {
-                    Opened::Capture(file) => SharedFile::new(file, workers),
-                    Opened::FlowLog(_) => None,
+                    Opened::Capture(file) if split.is_none() => SharedFile::new(file, workers),
+                    _ => None,
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (split, shared)
         });
         let loaded = load_policy(&args);
         (cutting.join(), loaded)
     });
     // A failed cut leaves every worker reading the whole file: slower, same findings.
-    let shared_files = shared_files.unwrap_or_else(|_| opened.iter().map(|_| None).collect());
+    let (split, shared_files) =
+        cut.unwrap_or_else(|_| (None, opened.iter().map(|_| None).collect()));
     let Policy {
         engine,
         trusted,
@@ -434,22 +583,26 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         max_flows: args.max_flows.max(1),
         ..FlowLogOptions::default()
     };
+    let setup = |index, count| WorkerSetup {
+        index,
+        count,
+        inputs: &opened,
+        shared_files: &shared_files,
+        names: &names,
+        options: &options,
+        flow_log_options: &flow_log_options,
+        slot: &slot,
+        format,
+        shared: &shared,
+    };
     let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
+        if let Some((input, split)) = &split {
+            return vec![run_split(setup(0, 1), split, *input, Some(progress))];
+        }
         let mut progress = Some(progress);
         let handles: Vec<_> = (0..workers)
             .map(|index| {
-                let setup = WorkerSetup {
-                    index,
-                    count: workers,
-                    inputs: &opened,
-                    shared_files: &shared_files,
-                    names: &names,
-                    options: &options,
-                    flow_log_options: &flow_log_options,
-                    slot: &slot,
-                    format,
-                    shared: &shared,
-                };
+                let setup = setup(index, workers);
                 let progress = progress.take();
                 scope.spawn(move || run_worker(setup, progress))
             })
@@ -467,8 +620,10 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut table = TableSink::new();
     let mut highest = None;
     let mut last_module_error = None;
+    let mut split_outcome = None;
     for result in results {
         let r = result?;
+        split_outcome = split_outcome.or(r.split);
         stats.merge(&r.stats);
         table.merge(r.table);
         highest = highest.max(r.highest);
@@ -494,6 +649,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
                     "policy": current.policy_name(),
                     "policy_version": current.version(),
                     "workers": workers,
+                    "split": split_outcome,
                     "stats": &stats,
                 }
             });

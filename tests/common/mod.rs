@@ -105,6 +105,8 @@ pub struct Scan {
     pub alerts: Vec<Value>,
     /// `linkward.stats` of the last line.
     pub stats: Value,
+    /// `linkward.split` of the last line: how two workers joined the halves of a file.
+    pub split: Value,
 }
 
 impl Scan {
@@ -146,12 +148,16 @@ pub fn scan(policy: &Path, inputs: &[&Path], extra: &[&str]) -> Scan {
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let mut alerts = Vec::new();
     let mut stats = Value::Null;
+    let mut split = Value::Null;
     for line in text.lines() {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\nstderr: {stderr}"));
         match v["event_type"].as_str() {
             Some("alert") => alerts.push(v),
-            Some("stats") => stats = v["linkward"]["stats"].clone(),
+            Some("stats") => {
+                stats = v["linkward"]["stats"].clone();
+                split = v["linkward"]["split"].clone();
+            }
             other => panic!("unexpected event type {other:?}: {line}"),
         }
     }
@@ -163,6 +169,7 @@ pub fn scan(policy: &Path, inputs: &[&Path], extra: &[&str]) -> Scan {
         findings,
         alerts,
         stats,
+        split,
     }
 }
 

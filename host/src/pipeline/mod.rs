@@ -8,12 +8,14 @@ use crate::evaluation::{Backend, Batcher, FindingSink};
 use crate::report::stats::{PacketStats, RunStats};
 use crate::subject::{FlowSubject, Subject};
 use crate::track::{Tracker, TrackerConfig};
-use linkward_capture::{BpfFilterSet, CaptureError, CaptureFile};
+use linkward_capture::{BpfFilterSet, CaptureError, CaptureFile, Packets};
 use linkward_decode::{Decoder, DecoderConfig, LinkType, Skip};
 use std::io;
 
 mod shared;
+mod split;
 pub use shared::SharedFile;
+pub use split::{FirstHalf, Joined, SecondHalf, SplitFile};
 
 /// Settings of a packet pipeline.
 #[derive(Clone, Debug)]
@@ -114,6 +116,8 @@ pub struct Pipeline {
     /// Records in the last segment this worker walked of a shared file.
     records_per_segment: u64,
     observer: Option<RecordObserver>,
+    /// The counts of a second half this pipeline joined (see [`SplitFile`]).
+    joined: Option<RunStats>,
 }
 
 impl Pipeline {
@@ -136,6 +140,7 @@ impl Pipeline {
                 .unwrap_or((0, 1)),
             records_per_segment: 0,
             observer: None,
+            joined: None,
         })
     }
 
@@ -251,8 +256,23 @@ impl Pipeline {
         sink: &mut dyn FindingSink,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
-        let mut n = 0u64;
-        for record in file.packets() {
+        self.scan_records(&mut file.packets(), 0, input, backend, sink, progress)?;
+        Ok(())
+    }
+
+    /// Feeds the records of a walk until it ends; `progress` gets the records read,
+    /// counted on from `before`, which it also returns.
+    fn scan_records(
+        &mut self,
+        records: &mut Packets<'_>,
+        before: u64,
+        input: u32,
+        backend: &mut dyn Backend,
+        sink: &mut dyn FindingSink,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, ScanError> {
+        let mut n = before;
+        for record in records {
             match record {
                 Ok(p) => self.feed(p.link_type, p.data, p.ts_ns, input, backend, sink)?,
                 Err(e) if e.is_recoverable() => self.count_unreadable_record(),
@@ -264,7 +284,7 @@ impl Pipeline {
             }
         }
         progress(n);
-        Ok(())
+        Ok(n)
     }
 
     /// Evaluates every flow still open and everything batched (end of input).
@@ -322,6 +342,9 @@ impl Pipeline {
         };
         s.add_tracking(&self.tracker.stats());
         s.add_evaluation(&self.batcher.stats);
+        if let Some(joined) = &self.joined {
+            s.merge(joined);
+        }
         s
     }
 

@@ -20,6 +20,7 @@ pub struct Resolution {
     pub expires_ns: u64,
 }
 
+#[derive(Clone)]
 pub struct DnsTracker {
     current: FxHashMap<(IpAddr, IpAddr), Resolution>,
     previous: FxHashMap<(IpAddr, IpAddr), Resolution>,
@@ -73,6 +74,30 @@ impl DnsTracker {
             .get(&key)
             .or_else(|| self.previous.get(&key))
             .filter(|r| now_ns <= r.expires_ns)
+    }
+
+    /// Whether an answer for (`client`, `addr`) is remembered at all, fresh or not.
+    pub fn knows(&self, client: IpAddr, addr: IpAddr) -> bool {
+        let key = (client, addr);
+        self.current.contains_key(&key) || self.previous.contains_key(&key)
+    }
+
+    /// Whether the current generation ever filled up and became the previous one.
+    pub fn has_rotated(&self) -> bool {
+        !self.previous.is_empty()
+    }
+
+    /// Whether recording every answer of `later` after this tracker's own would keep
+    /// within one generation, so that no remembered answer would be dropped: then
+    /// [`DnsTracker::take_later`] leaves exactly what recording them one by one would.
+    pub fn can_take(&self, later: &DnsTracker) -> bool {
+        !later.has_rotated() && self.current.len() + later.current.len() <= self.generation_size
+    }
+
+    /// Records the answers `later` remembers, newer than this tracker's own (see
+    /// [`DnsTracker::can_take`]).
+    pub fn take_later(&mut self, later: DnsTracker) {
+        self.current.extend(later.current);
     }
 
     pub fn len(&self) -> usize {

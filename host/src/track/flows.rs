@@ -88,6 +88,8 @@ pub struct FlowEntry {
     pub server_fin: bool,
     pub reset: bool,
     seq: u64,
+    /// Its window flow, on a tracker that scans a second half (see `track::split`).
+    pub(crate) window: u32,
 }
 
 impl FlowEntry {
@@ -115,6 +117,7 @@ impl FlowEntry {
             server_fin: false,
             reset: false,
             seq: 0,
+            window: crate::track::split::NOT_IN_WINDOW,
         }
     }
 
@@ -127,6 +130,9 @@ impl FlowEntry {
 /// How long a closed TCP connection stays in the table to absorb its last ACKs and
 /// resets, so they are not taken for a new flow: 60 s of quiet, like TCP's TIME_WAIT.
 const CLOSED_LINGER_NS: u64 = 60_000_000_000;
+
+/// Sweeps for idle flows fall at most once per this much capture time.
+const SWEEP_NS: u64 = 1_000_000_000;
 
 /// Why a flow left the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,12 +160,17 @@ impl Default for FlowTableConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct FlowTable {
     map: FxHashMap<FlowKey, FlowEntry>,
     order: VecDeque<(FlowKey, u64)>,
     next_seq: u64,
     config: FlowTableConfig,
     last_sweep_ns: u64,
+    /// The first time at which a sweep is due: the second after `last_sweep_ns`'s.
+    next_sweep_ns: u64,
+    /// The most flows the table has held at once.
+    peak: usize,
     pub created: u64,
     pub evicted: u64,
     pub timed_out: u64,
@@ -173,6 +184,8 @@ impl FlowTable {
             next_seq: 0,
             config,
             last_sweep_ns: 0,
+            next_sweep_ns: SWEEP_NS,
+            peak: 0,
             created: 0,
             evicted: 0,
             timed_out: 0,
@@ -189,6 +202,58 @@ impl FlowTable {
 
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
         self.map.get_mut(key)
+    }
+
+    pub fn get(&self, key: &FlowKey) -> Option<&FlowEntry> {
+        self.map.get(key)
+    }
+
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// The most flows the table has held at once.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// The latest packet time of any flow in the table (0 when empty).
+    pub fn latest_packet_ns(&self) -> u64 {
+        self.map.values().map(|e| e.last_ns).max().unwrap_or(0)
+    }
+
+    /// When the table last looked for idle flows.
+    pub fn last_sweep_ns(&self) -> u64 {
+        self.last_sweep_ns
+    }
+
+    /// The longest a flow can stay idle in the table before a sweep removes it.
+    pub fn longest_idle_ns(&self) -> u64 {
+        self.config
+            .tcp_idle_secs
+            .max(self.config.udp_idle_secs)
+            .saturating_mul(1_000_000_000)
+            .max(CLOSED_LINGER_NS)
+    }
+
+    /// Whether a sweep at `now_ns` removes `e`: it has been idle for longer than its
+    /// kind of flow may be.
+    pub fn expires_before(&self, e: &FlowEntry, now_ns: u64) -> bool {
+        let idle_secs = if e.finished() {
+            return now_ns > e.last_ns.saturating_add(CLOSED_LINGER_NS);
+        } else if e.protocol == 6 {
+            self.config.tcp_idle_secs
+        } else {
+            self.config.udp_idle_secs
+        };
+        now_ns
+            > e.last_ns
+                .saturating_add(idle_secs.saturating_mul(1_000_000_000))
+    }
+
+    /// The flow bound the table was made with.
+    pub fn max_flows(&self) -> usize {
+        self.config.max_flows.max(1)
     }
 
     /// Inserts a new flow; when the table is full, the oldest flow leaves first and is
@@ -215,6 +280,7 @@ impl FlowTable {
         self.created += 1;
         self.order.push_back((key, entry.seq));
         self.compact_order();
+        self.peak = self.peak.max(self.map.len() + 1);
         self.map.entry(key).insert_entry(entry).into_mut()
     }
 
@@ -234,9 +300,16 @@ impl FlowTable {
 
     /// True when [`FlowTable::sweep`] would do anything at `now_ns`: callers on the
     /// per-packet path check this first and skip the call.
+    ///
+    /// Sweeps fall on the first packet of each new second of capture time, a grid
+    /// rather than a second after the last sweep: where the sweeps of a stretch of
+    /// the capture fall then depends on that stretch alone (after its first second),
+    /// not on where the sweeps before it fell, which is what lets two workers scan
+    /// the two halves of a file and agree afterwards on what one would have done
+    /// (see `pipeline::split`).
     #[inline]
     pub fn sweep_due(&self, now_ns: u64) -> bool {
-        now_ns >= self.last_sweep_ns.saturating_add(1_000_000_000)
+        now_ns >= self.next_sweep_ns
     }
 
     /// Expires idle flows, at most once per second of capture time.
@@ -245,21 +318,14 @@ impl FlowTable {
             return;
         }
         self.last_sweep_ns = now_ns;
-        let tcp = self.config.tcp_idle_secs.saturating_mul(1_000_000_000);
-        let udp = self.config.udp_idle_secs.saturating_mul(1_000_000_000);
+        // The start of the next second, computed once here rather than on every packet.
+        self.next_sweep_ns = (now_ns / SWEEP_NS)
+            .saturating_add(1)
+            .saturating_mul(SWEEP_NS);
         let expired: Vec<FlowKey> = self
             .map
             .iter()
-            .filter(|(_, e)| {
-                let idle = if e.finished() {
-                    CLOSED_LINGER_NS
-                } else if e.protocol == 6 {
-                    tcp
-                } else {
-                    udp
-                };
-                now_ns > e.last_ns.saturating_add(idle)
-            })
+            .filter(|(_, e)| self.expires_before(e, now_ns))
             .map(|(k, _)| *k)
             .collect();
         for key in expired {

@@ -8,13 +8,15 @@
 
 pub mod dns;
 pub mod flows;
+pub(crate) mod split;
 
 use crate::subject::{DnsSubject, FlowSubject, Subject};
-use dns::DnsTracker;
+use dns::{DnsTracker, Resolution};
 use flows::{Departure, FlowEntry, FlowKey, FlowTable, FlowTableConfig};
 use linkward_decode::dns as dns_wire;
 use linkward_decode::tls::{SniResult, client_hello_sni};
 use linkward_decode::{Packet, Transport};
+use split::{NOT_IN_WINDOW, Speculation, Stitching};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -57,6 +59,7 @@ pub struct TrackStats {
 }
 
 pub struct Tracker {
+    mode: Mode,
     shard: Option<(u64, u64)>,
     flows: FlowTable,
     dns: DnsTracker,
@@ -68,9 +71,20 @@ pub struct Tracker {
     http_hosts_seen: u64,
 }
 
+/// Whether the tracker works alone, or on one half of a file split by time (see
+/// [`split`]).
+enum Mode {
+    Alone,
+    /// Scans a second half before the first is done.
+    Speculating(Box<Speculation>),
+    /// Replays a second half's window flows on the first half's state.
+    Stitching(Box<Stitching>),
+}
+
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Tracker {
         Tracker {
+            mode: Mode::Alone,
             shard: config
                 .shard
                 .filter(|&(index, count)| count > 1 && index < count),
@@ -139,11 +153,16 @@ impl Tracker {
         now_ns: u64,
         input: u32,
     ) -> bool {
-        if carries_dns_answer(packet) {
+        let replaying = matches!(self.mode, Mode::Stitching(_));
+        // A replayed packet's answer was learnt (and reported) by the second half.
+        if carries_dns_answer(packet) && !replaying {
             self.on_dns(packet, now_ns, input, owned);
         }
         if !owned {
             return false;
+        }
+        if let Mode::Speculating(s) = &mut self.mode {
+            s.first_ns.get_or_insert(now_ns);
         }
         let mut departed = Vec::new();
         // A closed connection lingers so its last ACKs and RSTs stay with it; a new SYN
@@ -166,11 +185,22 @@ impl Tracker {
                     }
                     _ => ((packet.src, src_port), (packet.dst, dst_port)),
                 };
-                let entry = FlowEntry::new(client, server, packet.protocol, now_ns);
+                let mut entry = FlowEntry::new(client, server, packet.protocol, now_ns);
+                if let Mode::Speculating(s) = &mut self.mode {
+                    entry.window = s.window_id_for(key, packet);
+                    if let Some(w) = s.window_flow(entry.window) {
+                        w.created += 1;
+                    }
+                }
                 self.flows
                     .insert(key, entry, &mut |e, why| departed.push((e, why)))
             }
         };
+        if entry.window != NOT_IN_WINDOW
+            && let Mode::Speculating(s) = &mut self.mode
+        {
+            s.log_packet(entry.window, packet, now_ns, entry.packets);
+        }
         entry.last_ns = now_ns.max(entry.last_ns);
         entry.packets += 1;
         entry.bytes += packet.ip_len as u64;
@@ -190,12 +220,19 @@ impl Tracker {
                 }
                 if !entry.evaluated {
                     if from_client && !payload.is_empty() {
+                        let seen = (self.sni_seen, self.http_hosts_seen);
                         ready = identify(
                             entry,
                             payload,
                             &mut self.sni_seen,
                             &mut self.http_hosts_seen,
                         );
+                        if let Mode::Speculating(s) = &mut self.mode
+                            && let Some(w) = s.window_flow(entry.window)
+                        {
+                            w.sni_seen += self.sni_seen - seen.0;
+                            w.http_hosts_seen += self.http_hosts_seen - seen.1;
+                        }
                     }
                     ready |= entry.packets >= PACKETS_BEFORE_EVALUATION || entry.finished();
                 }
@@ -205,15 +242,27 @@ impl Tracker {
         if ready {
             entry.evaluated = true;
             entry.hello_buffer = None;
-            let subject = flow_subject(&self.dns, entry, input);
-            self.ready.push(subject);
+            emit(&self.dns, &mut self.mode, &mut self.ready, entry, input);
         }
-        if self.flows.sweep_due(now_ns) {
+        // A replay sweeps where the second half swept (see `Tracker::stitch`).
+        if self.flows.sweep_due(now_ns) && !replaying {
+            if let Mode::Speculating(s) = &mut self.mode {
+                s.note_sweep(now_ns, self.flows.longest_idle_ns());
+            }
             self.flows
                 .sweep(now_ns, &mut |e, why| departed.push((e, why)));
         }
-        for (e, _why) in departed {
+        for (e, why) in departed {
+            if why == Departure::IdleTimeout
+                && let Mode::Speculating(s) = &mut self.mode
+                && let Some(w) = s.window_flow(e.window)
+            {
+                w.timed_out += 1;
+            }
             self.depart(e, input);
+        }
+        if let Mode::Speculating(s) = &mut self.mode {
+            s.position += 1;
         }
         true
     }
@@ -230,6 +279,9 @@ impl Tracker {
 
     /// Evaluates every flow still waiting (end of input).
     pub fn finish(&mut self, input: u32) {
+        if let Mode::Speculating(s) = &mut self.mode {
+            s.log_quiet_packets();
+        }
         let mut departed = Vec::new();
         self.flows.drain(&mut |e, _| departed.push(e));
         for e in departed {
@@ -238,9 +290,13 @@ impl Tracker {
     }
 
     fn depart(&mut self, e: FlowEntry, input: u32) {
+        if let Mode::Speculating(s) = &mut self.mode
+            && let Some(w) = s.window_flow(e.window)
+        {
+            w.departed = Some(e.clone());
+        }
         if !e.evaluated {
-            let subject = flow_subject(&self.dns, &e, input);
-            self.ready.push(subject);
+            emit(&self.dns, &mut self.mode, &mut self.ready, &e, input);
         }
     }
 
@@ -279,6 +335,9 @@ impl Tracker {
             .map(|n| Box::<str>::from(n.as_str()))
             .collect();
         if !response.addresses.is_empty() {
+            if let Mode::Speculating(s) = &mut self.mode {
+                s.note_answer(packet.dst, &response.addresses);
+            }
             self.dns.record(
                 packet.dst,
                 &query,
@@ -336,9 +395,26 @@ pub fn carries_dns_answer(packet: &Packet<'_>) -> bool {
     }
 }
 
-fn flow_subject(dns: &DnsTracker, e: &FlowEntry, input: u32) -> Subject {
-    let resolution = dns.lookup(e.client, e.server, e.last_ns);
-    Subject::Flow(FlowSubject {
+/// Makes the record of flow `e` ready for evaluation, with the name its client
+/// resolved its server to, if any; a tracker on half a file may hold it instead (see
+/// [`split`]).
+fn emit(dns: &DnsTracker, mode: &mut Mode, ready: &mut Vec<Subject>, e: &FlowEntry, input: u32) {
+    let subject = match mode {
+        Mode::Alone => flow_subject(dns.lookup(e.client, e.server, e.last_ns), e, input),
+        Mode::Speculating(s) => {
+            let subject = flow_subject(dns.lookup(e.client, e.server, e.last_ns), e, input);
+            let Some(subject) = s.hold(e.window, !dns.knows(e.client, e.server), subject) else {
+                return;
+            };
+            subject
+        }
+        Mode::Stitching(s) => flow_subject(s.resolve(dns, e), e, input),
+    };
+    ready.push(Subject::Flow(subject));
+}
+
+fn flow_subject(resolution: Option<&Resolution>, e: &FlowEntry, input: u32) -> FlowSubject {
+    FlowSubject {
         src: e.client,
         dst: e.server,
         src_port: e.client_port,
@@ -356,7 +432,7 @@ fn flow_subject(dns: &DnsTracker, e: &FlowEntry, input: u32) -> Subject {
         denied_by_nsg: false,
         log_rule: None,
         input,
-    })
+    }
 }
 
 /// Looks for the flow's identity in a client payload. Returns true when the flow can be
