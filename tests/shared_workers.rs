@@ -174,4 +174,20 @@ fn workers_sharing_a_cut_file_stop_where_one_worker_stops() {
     assert_eq!(split["joined"], "stopped", "{split}");
     assert_eq!(s.code, 2);
     assert!(s.stderr.contains("cut.pcap: packet "), "{}", s.stderr);
+
+    // Damage in the first half ends the scan there, whatever the second half held: a
+    // record 30 % into the file claims more bytes than any record may hold.
+    let offsets: Vec<u64> = CaptureFile::open(&full)
+        .unwrap()
+        .packets()
+        .map(|p| p.unwrap().offset)
+        .collect();
+    let at = offsets[offsets.len() * 3 / 10] as usize;
+    let mut damaged = bytes.clone();
+    damaged[at + 8..at + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let broken = dir.path().join("broken.pcap");
+    std::fs::write(&broken, &damaged).unwrap();
+    let (s, split) = assert_same_as_one_worker(&broken, &[]);
+    assert_eq!(split["joined"], "stopped", "{split}");
+    assert_eq!(s.code, 2);
 }

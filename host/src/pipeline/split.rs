@@ -132,9 +132,7 @@ impl Pipeline {
         let mut options = options.clone();
         options.tracker.shard = None;
         let mut pipeline = Pipeline::new(&options)?;
-        pipeline
-            .tracker
-            .speculate(options.tracker.flows.max_flows.max(1));
+        pipeline.tracker.speculate();
         let mut failed = None;
         let mut records = 0u64;
         for record in split

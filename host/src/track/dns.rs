@@ -100,6 +100,11 @@ impl DnsTracker {
         self.current.extend(later.current);
     }
 
+    /// The bound on remembered pairs the tracker was made with.
+    pub fn max_entries(&self) -> usize {
+        self.generation_size.saturating_mul(2)
+    }
+
     pub fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }

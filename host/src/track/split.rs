@@ -28,9 +28,9 @@ use std::net::IpAddr;
 /// Marks a flow entry that is not a window flow.
 pub(crate) const NOT_IN_WINDOW: u32 = u32::MAX;
 
-/// Packets of window flows logged at most; a second half that needs more gives up
-/// (its work is then redone by the first half's worker).
-const MAX_LOGGED_PACKETS: usize = 1 << 22;
+/// Log entries (packets of window flows) kept at most, 48 bytes each; a second half
+/// that needs more gives up (its work is then redone by the first half's worker).
+const MAX_LOGGED_PACKETS: usize = 1 << 21;
 
 /// What the replay of a window flow goes through, in the second half's order.
 #[derive(Clone, Copy, Debug)]
@@ -150,14 +150,17 @@ pub struct Speculation {
     pub answers: FxHashMap<(IpAddr, IpAddr), AnswerSpan>,
     /// Why the second half cannot be used, if it cannot.
     pub gave_up: Option<&'static str>,
-    /// Held records allowed at most.
+    /// Held records, and window flows, allowed at most.
     pub max_held: usize,
+    /// (client, address) pairs of DNS answers noted at most.
+    pub max_answers: usize,
 }
 
 impl Speculation {
-    pub fn new(max_held: usize) -> Speculation {
+    pub fn new(max_held: usize, max_answers: usize) -> Speculation {
         Speculation {
             max_held,
+            max_answers,
             ..Speculation::default()
         }
     }
@@ -171,9 +174,12 @@ impl Speculation {
         if self.window_closed_ns.is_some() {
             return NOT_IN_WINDOW;
         }
-        let Ok(id) = u32::try_from(self.window_flows.len()) else {
-            self.give_up("too many flows in the window");
-            return NOT_IN_WINDOW;
+        let id = match u32::try_from(self.window_flows.len()) {
+            Ok(id) if (id as usize) < self.max_held => id,
+            _ => {
+                self.give_up("too many flows may span the cut");
+                return NOT_IN_WINDOW;
+            }
         };
         self.window_ids.insert(key, id);
         let (src_port, dst_port) = packet.transport.ports().unwrap_or((0, 0));
@@ -292,6 +298,10 @@ impl Speculation {
     }
 
     pub fn note_answer(&mut self, client: IpAddr, addresses: &[IpAddr]) {
+        if self.answers.len() >= self.max_answers {
+            self.give_up("too many DNS answers for the stitch to check");
+            return;
+        }
         let at = self.position;
         for addr in addresses {
             self.answers
@@ -407,10 +417,12 @@ impl Stitching {
 }
 
 impl super::Tracker {
-    /// Makes this (new) tracker one that scans a second half; it holds at most
-    /// `max_held` flow records for the stitch.
-    pub(crate) fn speculate(&mut self, max_held: usize) {
-        self.mode = super::Mode::Speculating(Box::new(Speculation::new(max_held)));
+    /// Makes this (new) tracker one that scans a second half; its notes hold at most
+    /// as many flows and flow records as its flow table, and as many answers as its
+    /// DNS table.
+    pub(crate) fn speculate(&mut self) {
+        let notes = Speculation::new(self.flows.max_flows(), self.dns.max_entries());
+        self.mode = super::Mode::Speculating(Box::new(notes));
     }
 
     /// The file offset of the record whose packet is tracked next (second halves).
