@@ -6,8 +6,9 @@ use super::sign_cmd::read_trust_key;
 use anyhow::Context;
 use clap::Args;
 use linkward_capture::CaptureFile;
+use linkward_guest::record::Finding;
 use linkward_guest::vocab::Severity;
-use linkward_host::evaluation::{FindingSink, Report, TeeSink};
+use linkward_host::evaluation::{Backend, FindingSink, Report, TeeSink};
 use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
 use linkward_host::pipeline::{Joined, Pipeline, ScanError, ScanOptions, SharedFile, SplitFile};
 use linkward_host::report::eve::EveSink;
@@ -22,7 +23,7 @@ use linkward_host::track::flows::FlowTableConfig;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -209,12 +210,12 @@ struct WorkerResult {
     split: Option<serde_json::Value>,
 }
 
-struct WorkerSetup<'a> {
+struct WorkerSetup<'a, 'f> {
     index: u64,
     count: u64,
     inputs: &'a [(u32, Opened)],
     /// Per input, the capture file cut into segments the workers take turns at.
-    shared_files: &'a [Option<SharedFile<'a>>],
+    shared_files: &'a [Option<SharedFile<'f>>],
     names: &'a [String],
     options: &'a ScanOptions,
     flow_log_options: &'a FlowLogOptions,
@@ -223,7 +224,7 @@ struct WorkerSetup<'a> {
     shared: &'a Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
 }
 
-impl WorkerSetup<'_> {
+impl WorkerSetup<'_, '_> {
     /// EVE output into the shared output, a batch at a time.
     fn shared_eve(&self) -> EveSink<SharedOutput> {
         EveSink::new(
@@ -238,7 +239,7 @@ impl WorkerSetup<'_> {
 }
 
 fn run_worker(
-    setup: WorkerSetup<'_>,
+    setup: WorkerSetup<'_, '_>,
     mut progress: Option<Progress>,
 ) -> anyhow::Result<WorkerResult> {
     let mut options = setup.options.clone();
@@ -348,8 +349,20 @@ struct HeldHalf {
     highest: Option<Severity>,
 }
 
-fn scan_held_half(setup: &WorkerSetup<'_>, split: &SplitFile<'_>, input: u32) -> HeldHalf {
-    let mut backend = SlotBackend::new(setup.slot.clone());
+/// What the second half of a split scan needs; it starts while the module is still
+/// being loaded, and receives it through `module`.
+struct HeldSetup<'a> {
+    options: &'a ScanOptions,
+    names: &'a [String],
+    format: Format,
+    module: mpsc::Receiver<Arc<ModuleSlot>>,
+}
+
+fn scan_held_half(setup: HeldSetup<'_>, split: &SplitFile<'_>, input: u32) -> HeldHalf {
+    let mut backend = LateBackend {
+        module: Some(setup.module),
+        backend: None,
+    };
     let mut eve = EveSink::new(Vec::new(), setup.names.to_vec());
     let mut table = TableSink::new();
     let mut watch = SeverityWatch::default();
@@ -368,13 +381,51 @@ fn scan_held_half(setup: &WorkerSetup<'_>, split: &SplitFile<'_>, input: u32) ->
     }
 }
 
-/// Two workers on one pcap file: this thread scans the first half while another
+/// The backend of a worker that starts before the module is loaded: it waits for the
+/// module at its first batch (tracking needs no module, so the time is not lost).
+struct LateBackend {
+    module: Option<mpsc::Receiver<Arc<ModuleSlot>>>,
+    backend: Option<SlotBackend>,
+}
+
+impl LateBackend {
+    fn ready(&mut self) -> Result<&mut SlotBackend, String> {
+        if self.backend.is_none()
+            && let Some(module) = self.module.take()
+            && let Ok(slot) = module.recv()
+        {
+            self.backend = Some(SlotBackend::new(slot));
+        }
+        self.backend
+            .as_mut()
+            .ok_or_else(|| "the policy module could not be loaded".to_string())
+    }
+}
+
+impl Backend for LateBackend {
+    fn evaluate_flows(&mut self, batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
+        self.ready()?.evaluate_flows(batch, records)
+    }
+
+    fn evaluate_dns(&mut self, batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
+        self.ready()?.evaluate_dns(batch, records)
+    }
+
+    fn policy(&self) -> (Arc<str>, Arc<str>) {
+        self.backend
+            .as_ref()
+            .map_or_else(|| ("".into(), "".into()), Backend::policy)
+    }
+}
+
+/// Two workers on one pcap file: this thread scans the first half while `held`
 /// scans the second, then joins it (see `SplitFile`): the same findings and
 /// statistics as one worker, without handing frames between them.
-fn run_split(
-    setup: WorkerSetup<'_>,
+fn run_split<'s>(
+    setup: WorkerSetup<'_, '_>,
     split: &SplitFile<'_>,
     input: u32,
+    held: std::thread::ScopedJoinHandle<'s, Option<HeldHalf>>,
     mut progress: Option<Progress>,
 ) -> anyhow::Result<WorkerResult> {
     let mut pipeline = Pipeline::new(setup.options)?;
@@ -390,62 +441,60 @@ fn run_split(
         }
     };
     let mut outcome = None;
-    let kept = std::thread::scope(
-        |scope| -> anyhow::Result<Option<(TableSink, Option<Severity>)>> {
-            let held = scope.spawn(|| scan_held_half(&setup, split, input));
-            let mut sink = TeeSink(match setup.format {
-                Format::Eve => vec![&mut eve, &mut watch],
-                Format::Table => vec![&mut table, &mut watch],
-            });
-            let first = pipeline.scan_first_half(split, input, &mut backend, &mut sink, &mut show);
-            let held = held.join().unwrap_or_else(|_| HeldHalf {
-                second: Err(ScanError::WorkerStopped),
-                eve: Vec::new(),
-                table: TableSink::new(),
-                highest: None,
-            });
-            let joined = first.and_then(|first| {
-                pipeline.join_second_half(
-                    split,
-                    &first,
-                    held.second,
-                    input,
-                    &mut backend,
-                    &mut sink,
-                    &mut show,
-                )
-            });
-            outcome = Some(match &joined {
-                Ok(Joined::Stitched) => {
-                    serde_json::json!({"cut": split.cut(), "joined": "stitched"})
-                }
-                Ok(Joined::Rescanned { reason }) => {
-                    serde_json::json!({"cut": split.cut(), "joined": "rescanned", "reason": reason})
-                }
-                Err(_) => serde_json::json!({"cut": split.cut(), "joined": "stopped"}),
-            });
-            let kept = match joined {
-                Ok(Joined::Stitched) => {
-                    // Whole lines, written after every batch of the first half's.
-                    setup
-                        .shared
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("output lock poisoned"))?
-                        .write_all(&held.eve)?;
-                    Some((held.table, held.highest))
-                }
-                Ok(Joined::Rescanned { .. }) => None,
-                Err(e) => {
-                    errors.push(format!(
-                        "{e} (stopped there; the packets before it were evaluated)"
-                    ));
-                    None
-                }
-            };
-            pipeline.finish(input, &mut backend, &mut sink)?;
-            Ok(kept)
-        },
-    )?;
+    let scan = || -> anyhow::Result<Option<(TableSink, Option<Severity>)>> {
+        let mut sink = TeeSink(match setup.format {
+            Format::Eve => vec![&mut eve, &mut watch],
+            Format::Table => vec![&mut table, &mut watch],
+        });
+        let first = pipeline.scan_first_half(split, input, &mut backend, &mut sink, &mut show);
+        let held = held.join().ok().flatten().unwrap_or_else(|| HeldHalf {
+            second: Err(ScanError::WorkerStopped),
+            eve: Vec::new(),
+            table: TableSink::new(),
+            highest: None,
+        });
+        let joined = first.and_then(|first| {
+            pipeline.join_second_half(
+                split,
+                &first,
+                held.second,
+                input,
+                &mut backend,
+                &mut sink,
+                &mut show,
+            )
+        });
+        outcome = Some(match &joined {
+            Ok(Joined::Stitched) => {
+                serde_json::json!({"cut": split.cut(), "joined": "stitched"})
+            }
+            Ok(Joined::Rescanned { reason }) => {
+                serde_json::json!({"cut": split.cut(), "joined": "rescanned", "reason": reason})
+            }
+            Err(_) => serde_json::json!({"cut": split.cut(), "joined": "stopped"}),
+        });
+        let kept = match joined {
+            Ok(Joined::Stitched) => {
+                // Whole lines, written after every batch of the first half's.
+                setup
+                    .shared
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("output lock poisoned"))?
+                    .write_all(&held.eve)?;
+                Some((held.table, held.highest))
+            }
+            Ok(Joined::Rescanned { .. }) => None,
+            Err(e) => {
+                errors.push(format!(
+                    "{e} (stopped there; the packets before it were evaluated)"
+                ));
+                None
+            }
+        };
+        pipeline.finish(input, &mut backend, &mut sink)?;
+        Ok(kept)
+    };
+    let kept = scan()?;
     if let Some((held_table, held_highest)) = kept {
         table.merge(held_table);
         watch.highest = watch.highest.max(held_highest);
@@ -507,38 +556,6 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let workers = args.workers.max(1) as u64;
-    // Cutting large captures into segments for the workers (a page fault and a search
-    // per segment) overlaps the compilation and self-tests of the module.
-    let (cut, loaded) = std::thread::scope(|scope| {
-        let cutting = scope.spawn(|| {
-            // Two workers on one pcap file take a half each.
-            let split = match opened.as_slice() {
-                [(input, Opened::Capture(file))] if workers == 2 => {
-                    SplitFile::new(file).map(|split| (*input, split))
-                }
-                _ => None,
-            };
-            let shared = opened
-                .iter()
-                .map(|(_, o)| match o {
-                    Opened::Capture(file) if split.is_none() => SharedFile::new(file, workers),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
-            (split, shared)
-        });
-        let loaded = load_policy(&args);
-        (cutting.join(), loaded)
-    });
-    // A failed cut leaves every worker reading the whole file: slower, same findings.
-    let (split, shared_files) =
-        cut.unwrap_or_else(|_| (None, opened.iter().map(|_| None).collect()));
-    let Policy {
-        engine,
-        trusted,
-        module,
-        module_bytes,
-    } = loaded?;
     let options = ScanOptions {
         batch_size: args.batch_size,
         fail_open: args.fail_open,
@@ -554,13 +571,6 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     // Fail early on a bad filter expression, before any worker starts.
     Pipeline::new(&options)?;
-    let slot = ModuleSlot::new(module.clone());
-    // A long scan takes a replaced module file between batches, as `live` does.
-    let _watcher = match &module_bytes {
-        Some(bytes) => Some(watch_module(&args.policy, bytes, &engine, &slot, trusted)?),
-        None => None,
-    };
-
     let stdout_is_terminal = io::stdout().is_terminal();
     let format = args
         .format
@@ -569,123 +579,177 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         } else {
             Format::Table
         });
-    let out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => Box::new(io::stdout()),
-    };
-    let shared = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, out)));
-
     let flow_log_options = FlowLogOptions {
         include_denied: args.include_denied,
         max_flows: args.max_flows.max(1),
         ..FlowLogOptions::default()
     };
-    let setup = |index, count| WorkerSetup {
-        index,
-        count,
-        inputs: &opened,
-        shared_files: &shared_files,
-        names: &names,
-        options: &options,
-        flow_log_options: &flow_log_options,
-        slot: &slot,
-        format,
-        shared: &shared,
-    };
-    let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
-        if let Some((input, split)) = &split {
-            return vec![run_split(setup(0, 1), split, *input, Some(progress))];
-        }
-        let mut progress = Some(progress);
-        let handles: Vec<_> = (0..workers)
-            .map(|index| {
-                let setup = setup(index, workers);
-                let progress = progress.take();
-                scope.spawn(move || run_worker(setup, progress))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a scan worker panicked")))
-            })
-            .collect()
-    });
-
-    let mut stats = RunStats::default();
-    let mut table = TableSink::new();
-    let mut highest = None;
-    let mut last_module_error = None;
-    let mut split_outcome = None;
-    for result in results {
-        let r = result?;
-        split_outcome = split_outcome.or(r.split);
-        stats.merge(&r.stats);
-        table.merge(r.table);
-        highest = highest.max(r.highest);
-        errors.extend(r.errors);
-        last_module_error = last_module_error.or(r.last_module_error);
-    }
-    stats.input_errors = errors.clone();
-    stats.module_swaps = slot.swaps();
-    stats.set_elapsed(started.elapsed());
-    let current = slot.current();
-    let mut w = shared
-        .lock()
-        .map_err(|_| anyhow::anyhow!("output lock poisoned"))?;
-    match format {
-        Format::Eve => {
-            let line = serde_json::json!({
-                "timestamp": linkward_host::report::eve_timestamp(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64)),
-                "event_type": "stats",
-                "linkward": {
-                    "policy": current.policy_name(),
-                    "policy_version": current.version(),
-                    "workers": workers,
-                    "split": split_outcome,
-                    "stats": &stats,
+    let (module_tx, module_rx) = mpsc::channel();
+    let (cut_tx, cut_rx) = mpsc::channel();
+    std::thread::scope(|scope| -> anyhow::Result<ExitCode> {
+        // Cutting large captures (a page fault and a search per segment) overlaps the
+        // compilation and self-tests of the module; so does the second half of a file
+        // split in two, which needs the module only for its first batch.
+        let cutting = scope.spawn(|| {
+            // Owned here: a panic before the send must not leave the receiver waiting.
+            let cut_tx = cut_tx;
+            // Two workers on one pcap file take a half each.
+            let split = match opened.as_slice() {
+                [(input, Opened::Capture(file))] if workers == 2 => {
+                    SplitFile::new(file).map(|split| (*input, split))
                 }
-            });
-            serde_json::to_writer(&mut *w, &line)?;
-            w.write_all(b"\n")?;
+                _ => None,
+            };
+            let shared = opened
+                .iter()
+                .map(|(_, o)| match o {
+                    Opened::Capture(file) if split.is_none() => SharedFile::new(file, workers),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            // Nobody waits for this if the module fails to load.
+            let _ = cut_tx.send((split, shared));
+            let held = HeldSetup {
+                options: &options,
+                names: &names,
+                format,
+                module: module_rx,
+            };
+            split.map(|(input, split)| scan_held_half(held, &split, input))
+        });
+        let loaded = load_policy(&args);
+        // A failed cut leaves every worker reading the whole file: slower, same findings.
+        let (split, shared_files) = cut_rx
+            .recv()
+            .unwrap_or_else(|_| (None, opened.iter().map(|_| None).collect()));
+        let Policy {
+            engine,
+            trusted,
+            module,
+            module_bytes,
+        } = loaded?;
+        let slot = ModuleSlot::new(module.clone());
+        // The second half's worker, if it is waiting.
+        let _ = module_tx.send(slot.clone());
+        // A long scan takes a replaced module file between batches, as `live` does.
+        let _watcher = match &module_bytes {
+            Some(bytes) => Some(watch_module(&args.policy, bytes, &engine, &slot, trusted)?),
+            None => None,
+        };
+
+        let out: Box<dyn Write + Send> = match &args.output {
+            Some(path) => Box::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => Box::new(io::stdout()),
+        };
+        let shared = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, out)));
+        let setup = |index, count| WorkerSetup {
+            index,
+            count,
+            inputs: &opened,
+            shared_files: &shared_files,
+            names: &names,
+            options: &options,
+            flow_log_options: &flow_log_options,
+            slot: &slot,
+            format,
+            shared: &shared,
+        };
+        let mut held = Some(cutting);
+        let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
+            if let (Some((input, split)), Some(held)) = (&split, held.take()) {
+                return vec![run_split(setup(0, 1), split, *input, held, Some(progress))];
+            }
+            let mut progress = Some(progress);
+            let handles: Vec<_> = (0..workers)
+                .map(|index| {
+                    let setup = setup(index, workers);
+                    let progress = progress.take();
+                    scope.spawn(move || run_worker(setup, progress))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a scan worker panicked")))
+                })
+                .collect()
+        });
+
+        let mut stats = RunStats::default();
+        let mut table = TableSink::new();
+        let mut highest = None;
+        let mut last_module_error = None;
+        let mut split_outcome = None;
+        for result in results {
+            let r = result?;
+            split_outcome = split_outcome.or(r.split);
+            stats.merge(&r.stats);
+            table.merge(r.table);
+            highest = highest.max(r.highest);
+            errors.extend(r.errors);
+            last_module_error = last_module_error.or(r.last_module_error);
         }
-        Format::Table => {
-            writeln!(
-                w,
-                "linkward scan: policy {} {}",
-                current.policy_name(),
-                current.version()
-            )?;
-            write!(w, "{}", table.render())?;
+        stats.input_errors = errors.clone();
+        stats.module_swaps = slot.swaps();
+        stats.set_elapsed(started.elapsed());
+        let current = slot.current();
+        let mut w = shared
+            .lock()
+            .map_err(|_| anyhow::anyhow!("output lock poisoned"))?;
+        match format {
+            Format::Eve => {
+                let line = serde_json::json!({
+                    "timestamp": linkward_host::report::eve_timestamp(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64)),
+                    "event_type": "stats",
+                    "linkward": {
+                        "policy": current.policy_name(),
+                        "policy_version": current.version(),
+                        "workers": workers,
+                        "split": split_outcome,
+                        "stats": &stats,
+                    }
+                });
+                serde_json::to_writer(&mut *w, &line)?;
+                w.write_all(b"\n")?;
+            }
+            Format::Table => {
+                writeln!(
+                    w,
+                    "linkward scan: policy {} {}",
+                    current.policy_name(),
+                    current.version()
+                )?;
+                write!(w, "{}", table.render())?;
+            }
         }
-    }
-    w.flush()?;
-    drop(w);
-    if !args.quiet {
-        eprint!("{}", stats.render());
-        if let Some(e) = last_module_error {
-            eprintln!("  last module error: {e}");
+        w.flush()?;
+        drop(w);
+        if !args.quiet {
+            eprint!("{}", stats.render());
+            if let Some(e) = last_module_error {
+                eprintln!("  last module error: {e}");
+            }
         }
-    }
-    for e in &errors {
-        eprintln!("linkward: error: {e}");
-    }
-    if !errors.is_empty() {
-        return Ok(ExitCode::from(2));
-    }
-    if let (Some(threshold), Some(highest)) = (args.fail_on, highest)
-        && highest >= threshold
-    {
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+        for e in &errors {
+            eprintln!("linkward: error: {e}");
+        }
+        if !errors.is_empty() {
+            return Ok(ExitCode::from(2));
+        }
+        if let (Some(threshold), Some(highest)) = (args.fail_on, highest)
+            && highest >= threshold
+        {
+            return Ok(ExitCode::from(1));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 pub fn records(inputs: &[PathBuf], bpf: Option<String>) -> anyhow::Result<ExitCode> {

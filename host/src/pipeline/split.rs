@@ -21,8 +21,11 @@ use crate::report::stats::RunStats;
 use linkward_capture::CaptureFile;
 use linkward_decode::{LinkType, decode_stateless};
 
-/// Segments a file is cut into to find a record boundary near its middle.
-const SEARCH_SEGMENTS: u64 = 16;
+/// The first half's share of the file, in thousandths. The first worker also loads
+/// the module and joins the halves, the second speculates (a few percent more work per
+/// packet) and starts while the module loads; shares from 440 to 560 measured no
+/// better than the middle.
+const FIRST_HALF_PERMILLE: u64 = 500;
 /// Smallest file worth splitting.
 const MIN_SPLIT_BYTES: u64 = 1 << 20;
 /// Records between two checks of whether the second half gave up.
@@ -72,14 +75,10 @@ impl<'f> SplitFile<'f> {
         if file.len_bytes() < MIN_SPLIT_BYTES {
             return None;
         }
-        let segments = file.segments(file.len_bytes() / SEARCH_SEGMENTS)?;
+        let share = file.len_bytes() / 1000 * FIRST_HALF_PERMILLE;
+        let segments = file.segments(share)?;
         let first = segments.first()?.start;
-        let middle = file.len_bytes() / 2;
-        let cut = segments
-            .iter()
-            .skip(1)
-            .map(|s| s.start)
-            .min_by_key(|start| start.abs_diff(middle))?;
+        let cut = segments.get(1)?.start;
         Some(SplitFile { file, first, cut })
     }
 
