@@ -191,3 +191,60 @@ fn workers_sharing_a_cut_file_stop_where_one_worker_stops() {
     assert_eq!(split["joined"], "stopped", "{split}");
     assert_eq!(s.code, 2);
 }
+
+#[test]
+fn two_workers_stop_when_the_policy_does_not_load() {
+    // The second half starts before the module is loaded and waits for it at its first
+    // batch: a module that never comes must end that wait, not hang the scan.
+    let dir = tempfile::tempdir().unwrap();
+    let full = generated(dir.path(), 262_144);
+    // A DNS answer at the end, which the second half evaluates, so it needs the module.
+    let file = CaptureFile::open(&full).unwrap();
+    let mut w = PcapWriter::new(Vec::new(), 1, 262_144, TsResolution::Nano).unwrap();
+    let mut last_ns = 0;
+    for p in file.packets() {
+        let p = p.unwrap();
+        w.write_packet(p.ts_ns, p.data, p.orig_len).unwrap();
+        last_ns = p.ts_ns;
+    }
+    let answer = linkward_synth::dns_exchange(
+        Link::Ethernet,
+        "10.1.0.1:5300".parse().unwrap(),
+        "10.0.0.53:53".parse().unwrap(),
+        "late.example",
+        &[],
+        &["20.60.1.1".parse().unwrap()],
+        60,
+        last_ns + 1_000_000,
+    )
+    .unwrap();
+    for f in answer {
+        w.write_packet(f.ts_ns, &f.data, f.data.len() as u32)
+            .unwrap();
+    }
+    let capture = dir.path().join("answer-at-end.pcap");
+    std::fs::write(&capture, w.finish().unwrap()).unwrap();
+    let policy = dir.path().join("broken.toml");
+    std::fs::write(&policy, "not a policy").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linkward"))
+        .args(["scan", "--quiet", "--workers", "2", "-o"])
+        .arg(dir.path().join("out.eve.json"))
+        .arg("--policy")
+        .arg(&policy)
+        .arg(&capture)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the scan did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+}

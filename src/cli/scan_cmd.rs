@@ -587,6 +587,9 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let (module_tx, module_rx) = mpsc::channel();
     let (cut_tx, cut_rx) = mpsc::channel();
     std::thread::scope(|scope| -> anyhow::Result<ExitCode> {
+        // Owned by this closure: a module that fails to load ends it, and with it the
+        // second half's wait for the module.
+        let module_tx = module_tx;
         // Cutting large captures (a page fault and a search per segment) overlaps the
         // compilation and self-tests of the module; so does the second half of a file
         // split in two, which needs the module only for its first batch.
