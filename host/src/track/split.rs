@@ -8,9 +8,12 @@
 //!
 //! - a flow it creates while a flow of the first half could still be alive (within
 //!   the longest idle time of its first packet) may be that flow going on. Those are
-//!   *window flows*: every packet of theirs is logged (position and file offset) and
-//!   their records are held, so that the stitch can replay the ones the first half
-//!   really had through the first half's tracker, and drop the second half's version;
+//!   *window flows*: their packets are logged (what the tracker reads of each, without
+//!   the payload; after the eighth, those that only add to counters are added up per
+//!   sweep) and their records are held. The stitch takes over the ones the first half
+//!   still had: from counts alone where nothing but counts can differ, by replaying
+//!   the log through the first half's tracker otherwise. The second half's records of
+//!   them are dropped;
 //! - a flow record whose DNS lookup found nothing may have found an answer of the
 //!   first half: it is held and looked up again in the first half's answers;
 //! - the idle sweeps it ran (where, and at what time), which also run on the first
