@@ -183,34 +183,7 @@ impl Pipeline {
                 file: 1,
             });
         }
-        let stitched = if first.stopped_at != split.cut {
-            Err("the cut was not at a record boundary".to_string())
-        } else if let Err(e) = &second {
-            Err(format!("the second half failed: {e}"))
-        } else if let Some(why) = second.as_ref().ok().and_then(|s| s.failed.clone()) {
-            Err(why)
-        } else if self.decoder.fragment_stats().pending > 0 {
-            Err("an IP datagram's fragments span the cut".to_string())
-        } else if let Ok(second) = second {
-            let file = split.file;
-            let end = file.len_bytes();
-            let mut later = RunStats {
-                packets: second.pipeline.packets,
-                ..RunStats::default()
-            };
-            later.add_evaluation(&second.pipeline.batcher.stats);
-            self.tracker
-                .stitch(second.pipeline.tracker, input, |offset| {
-                    let record = file.packets_in(offset, end, 1).next()?.ok()?;
-                    let link = LinkType::from_linktype(record.link_type);
-                    let packet = decode_stateless(link, record.data)?.ok()?;
-                    Some((packet, record.ts_ns))
-                })
-                .map(|()| later)
-                .map_err(str::to_string)
-        } else {
-            Err("the second half failed".to_string())
-        };
+        let stitched = self.stitch_second_half(split, first, second, input);
         match stitched {
             Ok(later) => {
                 match &mut self.joined {
@@ -230,5 +203,41 @@ impl Pipeline {
                 Ok(Joined::Rescanned { reason })
             }
         }
+    }
+
+    /// The second half's counts if its work stands once this pipeline has taken it
+    /// over, or why it does not.
+    fn stitch_second_half(
+        &mut self,
+        split: &SplitFile<'_>,
+        first: &FirstHalf,
+        second: Result<SecondHalf, ScanError>,
+        input: u32,
+    ) -> Result<RunStats, String> {
+        if first.stopped_at != split.cut {
+            return Err("the cut was not at a record boundary".to_string());
+        }
+        let second = second.map_err(|e| format!("the second half failed: {e}"))?;
+        if let Some(why) = second.failed {
+            return Err(why);
+        }
+        if self.decoder.fragment_stats().pending > 0 {
+            return Err("an IP datagram's fragments span the cut".to_string());
+        }
+        let mut later = RunStats {
+            packets: second.pipeline.packets,
+            ..RunStats::default()
+        };
+        later.add_evaluation(&second.pipeline.batcher.stats);
+        let (file, end) = (split.file, split.file.len_bytes());
+        self.tracker
+            .stitch(second.pipeline.tracker, input, |offset| {
+                let record = file.packets_in(offset, end, 1).next()?.ok()?;
+                let link = LinkType::from_linktype(record.link_type);
+                let packet = decode_stateless(link, record.data)?.ok()?;
+                Some((packet, record.ts_ns))
+            })
+            .map_err(str::to_string)?;
+        Ok(later)
     }
 }
