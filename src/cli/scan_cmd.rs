@@ -255,10 +255,7 @@ fn run_worker(
     // One reader for all flow logs, so a flow spanning hourly blobs is evaluated once.
     let mut flow_logs = FlowLogReader::new(setup.flow_log_options.clone());
     {
-        let mut sink = TeeSink(match setup.format {
-            Format::Eve => vec![&mut eve, &mut watch],
-            Format::Table => vec![&mut table, &mut watch],
-        });
+        let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);
         for ((input, opened), shared_file) in setup.inputs.iter().zip(setup.shared_files) {
             last_input = *input;
             match opened {
@@ -316,6 +313,19 @@ fn run_worker(
     worker_result(&mut eve, &pipeline, &progress, table, watch, errors, None)
 }
 
+/// Where a worker reports in `format`: EVE or the table, and the severity watch.
+fn worker_sink<'a>(
+    format: Format,
+    eve: &'a mut dyn FindingSink,
+    table: &'a mut TableSink,
+    watch: &'a mut SeverityWatch,
+) -> TeeSink<'a> {
+    TeeSink(match format {
+        Format::Eve => vec![eve, watch],
+        Format::Table => vec![table, watch],
+    })
+}
+
 /// What a worker hands back once its pipeline is finished, its output flushed.
 fn worker_result(
     eve: &mut EveSink<SharedOutput>,
@@ -367,10 +377,7 @@ fn scan_held_half(setup: HeldSetup<'_>, split: &SplitFile<'_>, input: u32) -> He
     let mut table = TableSink::new();
     let mut watch = SeverityWatch::default();
     let second = {
-        let mut sink = TeeSink(match setup.format {
-            Format::Eve => vec![&mut eve, &mut watch],
-            Format::Table => vec![&mut table, &mut watch],
-        });
+        let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);
         Pipeline::scan_second_half(setup.options, split, input, &mut backend, &mut sink)
     };
     HeldHalf {
@@ -442,10 +449,7 @@ fn run_split<'s>(
     };
     let mut outcome = None;
     let scan = || -> anyhow::Result<Option<(TableSink, Option<Severity>)>> {
-        let mut sink = TeeSink(match setup.format {
-            Format::Eve => vec![&mut eve, &mut watch],
-            Format::Table => vec![&mut table, &mut watch],
-        });
+        let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);
         let first = pipeline.scan_first_half(split, input, &mut backend, &mut sink, &mut show);
         let held = held.join().ok().flatten().unwrap_or_else(|| HeldHalf {
             second: Err(ScanError::WorkerStopped),

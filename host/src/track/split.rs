@@ -383,11 +383,6 @@ impl WindowFlow {
             transport,
         }
     }
-
-    /// The (source, destination) ports of one of its packets.
-    fn ports(&self, packet: &Packet<'_>) -> (u16, u16) {
-        packet.transport.ports().unwrap_or((0, 0))
-    }
 }
 
 /// What the first half's tracker needs while it replays window flows of the second.
@@ -548,23 +543,14 @@ impl super::Tracker {
                 }
             };
             let mut packet = flow.packet(logged);
-            if joined.would_read_payload(flow.key, &packet, logged.has_payload) {
+            if joined.may_read_payload(flow.key, &packet, logged.has_payload) {
                 match reread(logged.offset) {
                     Some((again, _)) => packet = again,
                     None => return Err("a logged packet could not be read again"),
                 }
             }
-            if let super::Mode::Stitching(s) = &mut joined.mode {
-                s.position = logged.position;
-            }
-            joined.track(
-                &packet,
-                flow.key,
-                flow.ports(&packet),
-                true,
-                logged.ts_ns,
-                input,
-            );
+            joined.replay_at(logged.position);
+            joined.on_packet(&packet, logged.ts_ns, input);
         }
         for &(at, now_ns) in sweeps {
             joined.sweep_at(at, now_ns, input);
@@ -580,8 +566,9 @@ impl super::Tracker {
         }
 
         // The replay stands: take over the second half's counts and records, less
-        // those of the flows it replayed.
-        let mut ready = std::mem::take(&mut joined.ready);
+        // those of the flows it replayed, after the records this tracker had ready.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.append(&mut joined.ready);
         for held in notes.held {
             if held.flow != NOT_IN_WINDOW && is_spanning(held.flow) {
                 continue;
@@ -622,8 +609,7 @@ impl super::Tracker {
         joined.dns_malformed += later.dns_malformed;
         joined.dns.take_later(stitching.later_dns);
         joined.mode = super::Mode::Alone;
-        self.ready.append(&mut ready);
-        joined.ready = std::mem::take(&mut self.ready);
+        joined.ready = ready;
         *self = joined;
         Ok(())
     }
@@ -695,40 +681,29 @@ impl super::Tracker {
         merged
     }
 
-    /// Whether tracking `packet` (a replayed one, payload left out) now would look at
-    /// its payload: the client's TCP data of a flow not evaluated yet. The same tests
-    /// as `Tracker::track`, made before it.
-    fn would_read_payload(&self, key: FlowKey, packet: &Packet<'_>, has_payload: bool) -> bool {
-        let Transport::Tcp {
-            src_port,
-            dst_port,
-            flags,
-            ..
-        } = packet.transport
-        else {
-            return false;
-        };
-        if !has_payload {
-            return false;
-        }
-        let syn_ack = flags.syn() && flags.contains(TcpFlags::ACK);
-        let entry = self
-            .flows
-            .get(&key)
-            // A SYN on a closed connection opens a new one.
-            .filter(|e| !(flags.syn() && !flags.contains(TcpFlags::ACK) && e.finished()));
-        match entry {
-            Some(e) => !e.evaluated && packet.src == e.client && src_port == e.client_port,
-            // A new flow's client is the sender, unless the packet is a SYN-ACK.
-            None => !syn_ack || (packet.dst, dst_port) == (packet.src, src_port),
+    /// Whether tracking `packet` (a replayed TCP packet, payload left out) now could
+    /// look at its payload. `Tracker::track` reads a payload only for a flow not
+    /// evaluated yet; an evaluated flow that is not closed goes on without it, and
+    /// anything else is read again from the file, which is always right.
+    fn may_read_payload(&self, key: FlowKey, packet: &Packet<'_>, has_payload: bool) -> bool {
+        has_payload
+            && matches!(packet.transport, Transport::Tcp { .. })
+            && self
+                .flows
+                .get(&key)
+                .is_none_or(|e| !e.evaluated || e.finished())
+    }
+
+    /// Where in the second half the replay is: what its DNS lookups may see.
+    fn replay_at(&mut self, position: u64) {
+        if let super::Mode::Stitching(s) = &mut self.mode {
+            s.position = position;
         }
     }
 
     /// A sweep the second half ran after its packet `at`, run again in a replay.
     fn sweep_at(&mut self, at: u64, now_ns: u64, input: u32) {
-        if let super::Mode::Stitching(s) = &mut self.mode {
-            s.position = at;
-        }
+        self.replay_at(at);
         self.tick(now_ns, input);
     }
 }
