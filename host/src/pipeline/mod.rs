@@ -181,18 +181,20 @@ impl Pipeline {
     /// Decodes a frame that passed the filter with this worker's decoder and tracks it.
     #[inline]
     fn decode_and_track(&mut self, link_type: u32, frame: &[u8], ts_ns: u64, input: u32) {
-        match self
+        // Matched by reference: moving the packet out of the result copies it, and
+        // the copy can stall on the decoder's stores still in flight.
+        match &self
             .decoder
             .decode(LinkType::from_linktype(link_type), frame, ts_ns)
         {
             Ok(packet) => {
-                if self.tracker.on_packet(&packet, ts_ns, input) {
+                if self.tracker.on_packet(packet, ts_ns, input) {
                     count_decoded(&mut self.packets, frame.len());
                 }
             }
             Err(skip) => {
                 if self.shard.0 == 0 {
-                    count_skipped(&mut self.packets, frame.len(), &skip);
+                    count_skipped(&mut self.packets, frame.len(), skip);
                 }
             }
         }

@@ -90,6 +90,9 @@ pub struct FlowEntry {
     seq: u64,
     /// Its window flow, on a tracker that scans a second half (see `track::split`).
     pub(crate) window: u32,
+    /// Whether it counts quiet packets of its window flow (in the byte a flag would
+    /// cost anyway: the entry stays 144 bytes).
+    pub(crate) quiet: crate::track::split::Quiet,
 }
 
 impl FlowEntry {
@@ -118,6 +121,7 @@ impl FlowEntry {
             reset: false,
             seq: 0,
             window: crate::track::split::NOT_IN_WINDOW,
+            quiet: crate::track::split::Quiet::Never,
         }
     }
 

@@ -170,7 +170,11 @@ impl Tracker {
         let reopened = matches!(packet.transport, Transport::Tcp { flags, .. }
             if flags.syn() && !flags.contains(linkward_decode::TcpFlags::ACK))
             && self.flows.get_mut(&key).is_some_and(|e| e.finished());
-        if reopened && let Some(e) = self.flows.remove(&key) {
+        if reopened && let Some(mut e) = self.flows.remove(&key) {
+            // Its quiet packets came before this one.
+            if let Mode::Speculating(s) = &mut self.mode {
+                s.log_quiet(&mut e);
+            }
             departed.push((e, Departure::Finished));
         }
         let entry = match self.flows.get_mut(&key) {
@@ -190,6 +194,9 @@ impl Tracker {
                     entry.window = s.window_id_for(key, packet);
                     if let Some(w) = s.window_flow(entry.window) {
                         w.created += 1;
+                        if w.created == 1 {
+                            entry.quiet = split::Quiet::NonePending;
+                        }
                     }
                 }
                 self.flows
@@ -199,7 +206,7 @@ impl Tracker {
         if entry.window != NOT_IN_WINDOW
             && let Mode::Speculating(s) = &mut self.mode
         {
-            s.log_packet(entry.window, packet, now_ns, entry.packets);
+            s.log_packet(entry, packet, now_ns);
         }
         entry.last_ns = now_ns.max(entry.last_ns);
         entry.packets += 1;
@@ -247,6 +254,7 @@ impl Tracker {
         // A replay sweeps where the second half swept (see `Tracker::stitch`).
         if self.flows.sweep_due(now_ns) && !replaying {
             if let Mode::Speculating(s) = &mut self.mode {
+                s.log_quiet_packets(&mut self.flows);
                 s.note_sweep(now_ns, self.flows.longest_idle_ns());
             }
             self.flows
@@ -280,7 +288,7 @@ impl Tracker {
     /// Evaluates every flow still waiting (end of input).
     pub fn finish(&mut self, input: u32) {
         if let Mode::Speculating(s) = &mut self.mode {
-            s.log_quiet_packets();
+            s.log_quiet_packets(&mut self.flows);
         }
         let mut departed = Vec::new();
         self.flows.drain(&mut |e, _| departed.push(e));
@@ -289,11 +297,12 @@ impl Tracker {
         }
     }
 
-    fn depart(&mut self, e: FlowEntry, input: u32) {
-        if let Mode::Speculating(s) = &mut self.mode
-            && let Some(w) = s.window_flow(e.window)
-        {
-            w.departed = Some(e.clone());
+    fn depart(&mut self, mut e: FlowEntry, input: u32) {
+        if let Mode::Speculating(s) = &mut self.mode {
+            s.log_quiet(&mut e);
+            if let Some(w) = s.window_flow(e.window) {
+                w.departed = Some(e.clone());
+            }
         }
         if !e.evaluated {
             emit(&self.dns, &mut self.mode, &mut self.ready, &e, input);

@@ -22,7 +22,7 @@
 //! Everything else the second half does is what one worker would have done.
 
 use super::dns::{DnsTracker, Resolution};
-use super::flows::{FlowEntry, FlowKey};
+use super::flows::{FlowEntry, FlowKey, FlowTable};
 use crate::subject::FlowSubject;
 use linkward_decode::{Packet, TcpFlags, Transport};
 use rustc_hash::FxHashMap;
@@ -34,6 +34,17 @@ pub(crate) const NOT_IN_WINDOW: u32 = u32::MAX;
 /// Log entries (packets of window flows) kept at most, 48 bytes each; a second half
 /// that needs more gives up (its work is then redone by the first half's worker).
 const MAX_LOGGED_PACKETS: usize = 1 << 21;
+
+/// Whether a flow entry counts the quiet packets of its window flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Quiet {
+    /// Not the first entry of a window flow: each of its packets is logged.
+    Never,
+    /// The first entry of a window flow, with no quiet packet since it was logged.
+    NonePending,
+    /// Quiet packets counted since its window flow was last logged.
+    Pending,
+}
 
 /// What the replay of a window flow goes through, in the second half's order.
 #[derive(Clone, Copy, Debug)]
@@ -50,7 +61,9 @@ pub enum Logged {
 /// only add to its counters, so they are logged as one.
 #[derive(Clone, Copy, Debug)]
 pub struct QuietPackets {
-    /// Packets the second half had tracked before the last sweep or packet after them.
+    /// Where they were logged, as packets the second half had tracked: at the next
+    /// sweep, the flow's next logged packet or its entry's departure, whichever came
+    /// first.
     pub position: u64,
     pub flow: u32,
     pub packets: u64,
@@ -110,8 +123,8 @@ pub struct WindowFlow {
     pub http_hosts_seen: u64,
     /// Its entry as it last left the table (at the end of the input, at the latest).
     pub departed: Option<FlowEntry>,
-    /// Quiet packets not logged yet.
-    pub quiet: Option<QuietPackets>,
+    /// Its entry's packets and bytes before its quiet packets not logged yet.
+    pub quiet_from: (u64, u64),
 }
 
 /// A flow record the second half could not settle alone.
@@ -196,7 +209,7 @@ impl Speculation {
             sni_seen: 0,
             http_hosts_seen: 0,
             departed: None,
-            quiet: None,
+            quiet_from: (0, 0),
         });
         id
     }
@@ -205,41 +218,30 @@ impl Speculation {
         self.window_flows.get_mut(id as usize)
     }
 
-    /// Logs a packet of window flow `flow` whose entry had seen `earlier` packets.
-    pub fn log_packet(&mut self, flow: u32, packet: &Packet<'_>, ts_ns: u64, earlier: u64) {
-        let position = self.position;
-        let Some(w) = self.window_flows.get_mut(flow as usize) else {
-            return;
-        };
+    /// Logs a packet of `entry`'s window flow, before the packet is added to it.
+    ///
+    /// A quiet packet is only counted, in the entry the tracker already holds: this
+    /// runs for every packet of every window flow, and a second look-up of the window
+    /// flow per packet measurably slows the second half down.
+    #[inline]
+    pub fn log_packet(&mut self, entry: &mut FlowEntry, packet: &Packet<'_>, ts_ns: u64) {
         let closing = matches!(packet.transport, Transport::Tcp { flags, .. }
             if flags.syn() || flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST));
         // Only in the flow's first entry: a replay checks that its own entry is there
         // and evaluated, which it is unless the two halves' entries parted ways.
         if !closing
-            && earlier >= super::PACKETS_BEFORE_EVALUATION
-            && w.created == 1
-            && w.timed_out == 0
+            && entry.quiet != Quiet::Never
+            && entry.packets >= super::PACKETS_BEFORE_EVALUATION
         {
-            let quiet = w.quiet.get_or_insert(QuietPackets {
-                position,
-                flow,
-                packets: 0,
-                bytes: 0,
-                last_ns: 0,
-            });
-            if quiet.packets == 0 {
-                self.quiet_flows.push(flow);
+            if entry.quiet == Quiet::NonePending {
+                self.start_quiet(entry);
             }
-            quiet.position = position;
-            quiet.packets += 1;
-            quiet.bytes += packet.ip_len as u64;
-            quiet.last_ns = quiet.last_ns.max(ts_ns);
             return;
         }
-        let first_src = w.first_src;
-        if let Some(quiet) = w.quiet.take().filter(|q| q.packets > 0) {
-            self.push(Logged::Quiet(quiet));
-        }
+        self.log_quiet(entry);
+        let Some(w) = self.window_flows.get(entry.window as usize) else {
+            return;
+        };
         let src_port = packet.transport.ports().map_or(0, |(src, _)| src);
         let (transport, tcp_flags, has_payload) = match packet.transport {
             Transport::Tcp { flags, payload, .. } => {
@@ -248,17 +250,49 @@ impl Speculation {
             Transport::Udp { payload, .. } => (LoggedPacket::UDP, 0, !payload.is_empty()),
             Transport::Other => (LoggedPacket::OTHER, 0, false),
         };
-        self.push(Logged::Packet(LoggedPacket {
-            position,
+        let logged = LoggedPacket {
+            position: self.position,
             offset: self.offset,
             ts_ns,
             ip_len: u32::try_from(packet.ip_len).unwrap_or(u32::MAX),
-            flow,
+            flow: entry.window,
             tcp_flags,
             transport,
-            forward: (packet.src, src_port) == first_src,
+            forward: (packet.src, src_port) == w.first_src,
             has_payload,
-        }));
+        };
+        self.push(Logged::Packet(logged));
+    }
+
+    /// The first quiet packet of `entry` since its window flow was last logged.
+    #[cold]
+    fn start_quiet(&mut self, entry: &mut FlowEntry) {
+        if let Some(w) = self.window_flows.get_mut(entry.window as usize) {
+            w.quiet_from = (entry.packets, entry.bytes);
+            entry.quiet = Quiet::Pending;
+            self.quiet_flows.push(entry.window);
+        }
+    }
+
+    /// Logs the quiet packets counted in `entry`, if any, as one.
+    pub fn log_quiet(&mut self, entry: &mut FlowEntry) {
+        if entry.quiet != Quiet::Pending {
+            return;
+        }
+        entry.quiet = Quiet::NonePending;
+        let Some(w) = self.window_flows.get(entry.window as usize) else {
+            return;
+        };
+        let quiet = QuietPackets {
+            position: self.position,
+            flow: entry.window,
+            packets: entry.packets.wrapping_sub(w.quiet_from.0),
+            bytes: entry.bytes.wrapping_sub(w.quiet_from.1),
+            // The entry's latest time: at least its quiet packets', and no later than
+            // any of its packets logged before them, which the replay has already seen.
+            last_ns: entry.last_ns,
+        };
+        self.push(Logged::Quiet(quiet));
     }
 
     fn push(&mut self, logged: Logged) {
@@ -271,17 +305,14 @@ impl Speculation {
 
     /// Logs the quiet packets of every window flow not logged yet: before a sweep, or
     /// at the end of the input.
-    pub fn log_quiet_packets(&mut self) {
-        let position = self.position;
+    pub fn log_quiet_packets(&mut self, flows: &mut FlowTable) {
         for flow in std::mem::take(&mut self.quiet_flows) {
-            let quiet = self
+            let entry = self
                 .window_flows
-                .get_mut(flow as usize)
-                .and_then(|w| w.quiet.take())
-                .filter(|q| q.packets > 0);
-            if let Some(mut quiet) = quiet {
-                quiet.position = position;
-                self.push(Logged::Quiet(quiet));
+                .get(flow as usize)
+                .and_then(|w| flows.get_mut(&w.key));
+            if let Some(entry) = entry {
+                self.log_quiet(entry);
             }
         }
     }
@@ -290,7 +321,6 @@ impl Speculation {
     /// longest idle time after the first packet, when no flow of the first half can
     /// be left (the stitch checks the first half's last packet time against it).
     pub fn note_sweep(&mut self, now_ns: u64, longest_idle_ns: u64) {
-        self.log_quiet_packets();
         self.sweeps.push((self.position, now_ns));
         if self.window_closed_ns.is_none()
             && let Some(first) = self.first_ns
