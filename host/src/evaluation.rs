@@ -113,7 +113,17 @@ pub trait Backend {
     fn evaluate_dns(&mut self, batch: &[u8], records: usize) -> Result<Vec<Finding>, String>;
     /// (policy name, policy version) stamped on every report.
     fn policy(&self) -> (Arc<str>, Arc<str>);
+    /// Whether a batch can be evaluated now without waiting. A backend whose module is
+    /// still loading says no; the batcher then keeps collecting, up to
+    /// [`DEFERRED_BATCHES`] batches, so that tracking goes on meanwhile.
+    fn ready(&mut self) -> bool {
+        true
+    }
 }
+
+/// Batches a batcher collects at most while its backend is not ready; beyond that it
+/// evaluates (and waits), which bounds the memory of records held back.
+pub const DEFERRED_BATCHES: usize = 16;
 
 /// The sandboxed backend: a module instance in wasmtime.
 pub struct SandboxBackend {
@@ -257,7 +267,7 @@ impl Batcher {
         let chain: Vec<&str> = flow.cname_chain.iter().map(|c| &**c).collect();
         self.flow_batch.push(&flow.view(), &chain);
         self.flows.push(Subject::Flow(flow));
-        if self.flows.len() >= self.batch_size {
+        if self.due(self.flows.len(), backend) {
             self.flush_flows(backend, sink)?;
         }
         Ok(())
@@ -271,10 +281,17 @@ impl Batcher {
     ) -> io::Result<()> {
         self.dns_batch.push(&answer.view());
         self.dns.push(Subject::Dns(answer));
-        if self.dns.len() >= self.batch_size {
+        if self.due(self.dns.len(), backend) {
             self.flush_dns(backend, sink)?;
         }
         Ok(())
+    }
+
+    /// Whether `pending` records of one kind are evaluated now: a full batch, unless
+    /// the backend is not ready and fewer than [`DEFERRED_BATCHES`] are waiting.
+    fn due(&self, pending: usize, backend: &mut dyn Backend) -> bool {
+        pending >= self.batch_size
+            && (pending >= self.batch_size.saturating_mul(DEFERRED_BATCHES) || backend.ready())
     }
 
     /// Evaluates everything pending. DNS answers go first: they are older than the flows

@@ -310,7 +310,10 @@ fn run_worker(
         flow_logs.finish(&mut pipeline, last_input, &mut backend, &mut sink)?;
         pipeline.finish(last_input, &mut backend, &mut sink)?;
     }
-    worker_result(&mut eve, &pipeline, &progress, table, watch, errors, None)
+    eve.get_mut().flush()?;
+    Ok(worker_result(
+        &pipeline, &progress, table, watch, errors, None,
+    ))
 }
 
 /// Where a worker reports in `format`: EVE or the table, and the severity watch.
@@ -326,28 +329,26 @@ fn worker_sink<'a>(
     })
 }
 
-/// What a worker hands back once its pipeline is finished, its output flushed.
+/// What a worker hands back once its pipeline is finished and its output flushed.
 fn worker_result(
-    eve: &mut EveSink<SharedOutput>,
     pipeline: &Pipeline,
     progress: &Option<Progress>,
     table: TableSink,
     watch: SeverityWatch,
     errors: Vec<String>,
     split: Option<serde_json::Value>,
-) -> anyhow::Result<WorkerResult> {
-    eve.get_mut().flush()?;
+) -> WorkerResult {
     if let Some(p) = progress {
         p.done();
     }
-    Ok(WorkerResult {
+    WorkerResult {
         stats: pipeline.stats(),
         table,
         highest: watch.highest,
         errors,
         last_module_error: pipeline.last_module_error().map(str::to_string),
         split,
-    })
+    }
 }
 
 /// The second half of a file split in two, scanned on its own thread, with what it
@@ -359,8 +360,8 @@ struct HeldHalf {
     highest: Option<Severity>,
 }
 
-/// What the second half of a split scan needs; it starts while the module is still
-/// being loaded, and receives it through `module`.
+/// What a half of a split scan needs; it starts while the module is still being
+/// loaded, and receives it through `module`.
 struct HeldSetup<'a> {
     options: &'a ScanOptions,
     names: &'a [String],
@@ -369,10 +370,7 @@ struct HeldSetup<'a> {
 }
 
 fn scan_held_half(setup: HeldSetup<'_>, split: &SplitFile<'_>, input: u32) -> HeldHalf {
-    let mut backend = LateBackend {
-        module: Some(setup.module),
-        backend: None,
-    };
+    let mut backend = LateBackend::new(setup.module);
     let mut eve = EveSink::new(Vec::new(), setup.names.to_vec());
     let mut table = TableSink::new();
     let mut watch = SeverityWatch::default();
@@ -388,15 +386,24 @@ fn scan_held_half(setup: HeldSetup<'_>, split: &SplitFile<'_>, input: u32) -> He
     }
 }
 
-/// The backend of a worker that starts before the module is loaded: it waits for the
-/// module at its first batch (tracking needs no module, so the time is not lost).
+/// The backend of a worker that starts before the module is loaded. Tracking needs no
+/// module, so the worker goes on collecting batches (see [`Backend::ready`]) and waits
+/// for the module only when too many are held back.
 struct LateBackend {
     module: Option<mpsc::Receiver<Arc<ModuleSlot>>>,
     backend: Option<SlotBackend>,
 }
 
 impl LateBackend {
-    fn ready(&mut self) -> Result<&mut SlotBackend, String> {
+    fn new(module: mpsc::Receiver<Arc<ModuleSlot>>) -> LateBackend {
+        LateBackend {
+            module: Some(module),
+            backend: None,
+        }
+    }
+
+    /// The module's backend, waiting for it if it is still loading.
+    fn loaded(&mut self) -> Result<&mut SlotBackend, String> {
         if self.backend.is_none()
             && let Some(module) = self.module.take()
             && let Ok(slot) = module.recv()
@@ -411,11 +418,29 @@ impl LateBackend {
 
 impl Backend for LateBackend {
     fn evaluate_flows(&mut self, batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
-        self.ready()?.evaluate_flows(batch, records)
+        self.loaded()?.evaluate_flows(batch, records)
     }
 
     fn evaluate_dns(&mut self, batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
-        self.ready()?.evaluate_dns(batch, records)
+        self.loaded()?.evaluate_dns(batch, records)
+    }
+
+    /// Ready once the module has arrived, or once it is known that it never will
+    /// (evaluation then reports the failed load).
+    fn ready(&mut self) -> bool {
+        if self.backend.is_none()
+            && let Some(module) = &self.module
+        {
+            match module.try_recv() {
+                Ok(slot) => {
+                    self.backend = Some(SlotBackend::new(slot));
+                    self.module = None;
+                }
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => self.module = None,
+            }
+        }
+        true
     }
 
     fn policy(&self) -> (Arc<str>, Arc<str>) {
@@ -427,17 +452,19 @@ impl Backend for LateBackend {
 
 /// Two workers on one pcap file: this thread scans the first half while `held`
 /// scans the second, then joins it (see `SplitFile`): the same findings and
-/// statistics as one worker, without handing frames between them.
+/// statistics as one worker, without handing frames between them. Both halves start
+/// while the module is still loading, so both hold what they report until the output
+/// is open; returns this worker's result and the EVE output of the whole file.
 fn run_split<'s>(
-    setup: WorkerSetup<'_, '_>,
+    setup: HeldSetup<'_>,
     split: &SplitFile<'_>,
     input: u32,
-    held: std::thread::ScopedJoinHandle<'s, Option<HeldHalf>>,
+    held: std::thread::ScopedJoinHandle<'s, HeldHalf>,
     mut progress: Option<Progress>,
-) -> anyhow::Result<WorkerResult> {
+) -> anyhow::Result<(WorkerResult, Vec<u8>)> {
     let mut pipeline = Pipeline::new(setup.options)?;
-    let mut backend = SlotBackend::new(setup.slot.clone());
-    let mut eve = setup.shared_eve();
+    let mut backend = LateBackend::new(setup.module);
+    let mut eve = EveSink::new(Vec::new(), setup.names.to_vec());
     let mut table = TableSink::new();
     let mut watch = SeverityWatch::default();
     let mut errors = Vec::new();
@@ -447,65 +474,52 @@ fn run_split<'s>(
             p.show(&name, 0, n);
         }
     };
-    let mut outcome = None;
-    let scan = || -> anyhow::Result<Option<(TableSink, Option<Severity>)>> {
-        let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);
-        let first = pipeline.scan_first_half(split, input, &mut backend, &mut sink, &mut show);
-        let held = held.join().ok().flatten().unwrap_or_else(|| HeldHalf {
-            second: Err(ScanError::WorkerStopped),
-            eve: Vec::new(),
-            table: TableSink::new(),
-            highest: None,
-        });
-        let joined = first.and_then(|first| {
-            pipeline.join_second_half(
-                split,
-                &first,
-                held.second,
-                input,
-                &mut backend,
-                &mut sink,
-                &mut show,
-            )
-        });
-        outcome = Some(match &joined {
-            Ok(Joined::Stitched) => {
-                serde_json::json!({"cut": split.cut(), "joined": "stitched"})
-            }
-            Ok(Joined::Rescanned { reason }) => {
-                serde_json::json!({"cut": split.cut(), "joined": "rescanned", "reason": reason})
-            }
-            Err(_) => serde_json::json!({"cut": split.cut(), "joined": "stopped"}),
-        });
-        let kept = match joined {
-            Ok(Joined::Stitched) => {
-                // Whole lines, written after every batch of the first half's.
-                setup
-                    .shared
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("output lock poisoned"))?
-                    .write_all(&held.eve)?;
-                Some((held.table, held.highest))
-            }
-            Ok(Joined::Rescanned { .. }) => None,
-            Err(e) => {
-                errors.push(format!(
-                    "{e} (stopped there; the packets before it were evaluated)"
-                ));
-                None
-            }
-        };
-        pipeline.finish(input, &mut backend, &mut sink)?;
-        Ok(kept)
+    let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);
+    let first = pipeline.scan_first_half(split, input, &mut backend, &mut sink, &mut show);
+    let held = held.join().unwrap_or_else(|_| HeldHalf {
+        second: Err(ScanError::WorkerStopped),
+        eve: Vec::new(),
+        table: TableSink::new(),
+        highest: None,
+    });
+    let joined = first.and_then(|first| {
+        pipeline.join_second_half(
+            split,
+            &first,
+            held.second,
+            input,
+            &mut backend,
+            &mut sink,
+            &mut show,
+        )
+    });
+    drop(sink);
+    let outcome = match &joined {
+        Ok(Joined::Stitched) => {
+            serde_json::json!({"cut": split.cut(), "joined": "stitched"})
+        }
+        Ok(Joined::Rescanned { reason }) => {
+            serde_json::json!({"cut": split.cut(), "joined": "rescanned", "reason": reason})
+        }
+        Err(_) => serde_json::json!({"cut": split.cut(), "joined": "stopped"}),
     };
-    let kept = scan()?;
-    if let Some((held_table, held_highest)) = kept {
-        table.merge(held_table);
-        watch.highest = watch.highest.max(held_highest);
+    match joined {
+        Ok(Joined::Stitched) => {
+            // Whole lines, after every batch of the first half's.
+            eve.get_mut().extend_from_slice(&held.eve);
+            table.merge(held.table);
+            watch.highest = watch.highest.max(held.highest);
+        }
+        Ok(Joined::Rescanned { .. }) => {}
+        Err(e) => errors.push(format!(
+            "{e} (stopped there; the packets before it were evaluated)"
+        )),
     }
-    worker_result(
-        &mut eve, &pipeline, &progress, table, watch, errors, outcome,
-    )
+    let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);
+    pipeline.finish(input, &mut backend, &mut sink)?;
+    drop(sink);
+    let result = worker_result(&pipeline, &progress, table, watch, errors, Some(outcome));
+    Ok((result, eve.into_inner()))
 }
 
 /// The policy of a scan: the engine, the trust key and the checked module (with its
@@ -588,61 +602,68 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         max_flows: args.max_flows.max(1),
         ..FlowLogOptions::default()
     };
-    let (module_tx, module_rx) = mpsc::channel();
-    let (cut_tx, cut_rx) = mpsc::channel();
+    // Two workers on one pcap file take a half each (one boundary search).
+    let split = match opened.as_slice() {
+        [(input, Opened::Capture(file))] if workers == 2 => {
+            SplitFile::new(file).map(|split| (*input, split))
+        }
+        _ => None,
+    };
+    let (first_tx, first_rx) = mpsc::channel();
+    let (second_tx, second_rx) = mpsc::channel();
     std::thread::scope(|scope| -> anyhow::Result<ExitCode> {
-        // Owned by this closure: a module that fails to load ends it, and with it the
-        // second half's wait for the module.
-        let module_tx = module_tx;
-        // Cutting large captures (a page fault and a search per segment) overlaps the
-        // compilation and self-tests of the module; so does the second half of a file
-        // split in two, which needs the module only for its first batch.
-        let cutting = scope.spawn(|| {
-            // Owned here: a panic before the send must not leave the receiver waiting.
-            let cut_tx = cut_tx;
-            // Two workers on one pcap file take a half each.
-            let split = match opened.as_slice() {
-                [(input, Opened::Capture(file))] if workers == 2 => {
-                    SplitFile::new(file).map(|split| (*input, split))
-                }
-                _ => None,
+        // The module loads (compilation or cache, checks and self-tests) on its own
+        // thread, while large captures are cut into segments, or while both halves of a
+        // split file are scanned: they track without it and wait for it only when too
+        // many batches are held back.
+        let loader = scope.spawn(|| -> anyhow::Result<_> {
+            // Owned here: a module that fails to load ends the halves' wait for it.
+            let senders = [first_tx, second_tx];
+            let Policy {
+                engine,
+                trusted,
+                module,
+                module_bytes,
+            } = load_policy(&args)?;
+            let slot = ModuleSlot::new(module);
+            for tx in &senders {
+                let _ = tx.send(slot.clone());
+            }
+            // A long scan takes a replaced module file between batches, as `live` does.
+            let watcher = match &module_bytes {
+                Some(bytes) => Some(watch_module(&args.policy, bytes, &engine, &slot, trusted)?),
+                None => None,
             };
-            let shared = opened
-                .iter()
-                .map(|(_, o)| match o {
-                    Opened::Capture(file) if split.is_none() => SharedFile::new(file, workers),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
-            // Nobody waits for this if the module fails to load.
-            let _ = cut_tx.send((split, shared));
-            let held = HeldSetup {
+            Ok((slot, watcher))
+        });
+        let mut progress = Some(progress);
+        let halves = split.as_ref().map(|(input, split)| {
+            let second = HeldSetup {
                 options: &options,
                 names: &names,
                 format,
-                module: module_rx,
+                module: second_rx,
             };
-            split.map(|(input, split)| scan_held_half(held, &split, input))
+            let held = scope.spawn(move || scan_held_half(second, split, *input));
+            let first = HeldSetup {
+                options: &options,
+                names: &names,
+                format,
+                module: first_rx,
+            };
+            run_split(first, split, *input, held, progress.take())
         });
-        let loaded = load_policy(&args);
         // A failed cut leaves every worker reading the whole file: slower, same findings.
-        let (split, shared_files) = cut_rx
-            .recv()
-            .unwrap_or_else(|_| (None, opened.iter().map(|_| None).collect()));
-        let Policy {
-            engine,
-            trusted,
-            module,
-            module_bytes,
-        } = loaded?;
-        let slot = ModuleSlot::new(module.clone());
-        // The second half's worker, if it is waiting.
-        let _ = module_tx.send(slot.clone());
-        // A long scan takes a replaced module file between batches, as `live` does.
-        let _watcher = match &module_bytes {
-            Some(bytes) => Some(watch_module(&args.policy, bytes, &engine, &slot, trusted)?),
-            None => None,
-        };
+        let shared_files = opened
+            .iter()
+            .map(|(_, o)| match o {
+                Opened::Capture(file) if split.is_none() => SharedFile::new(file, workers),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let (slot, _watcher) = loader
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("loading the policy panicked")))?;
 
         let out: Box<dyn Write + Send> = match &args.output {
             Some(path) => Box::new(
@@ -652,39 +673,43 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
             None => Box::new(io::stdout()),
         };
         let shared = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, out)));
-        let setup = |index, count| WorkerSetup {
-            index,
-            count,
-            inputs: &opened,
-            shared_files: &shared_files,
-            names: &names,
-            options: &options,
-            flow_log_options: &flow_log_options,
-            slot: &slot,
-            format,
-            shared: &shared,
-        };
-        let mut held = Some(cutting);
-        let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|scope| {
-            if let (Some((input, split)), Some(held)) = (&split, held.take()) {
-                return vec![run_split(setup(0, 1), split, *input, held, Some(progress))];
+        let results: Vec<anyhow::Result<WorkerResult>> = match halves {
+            Some(halves) => {
+                let (result, eve) = halves?;
+                shared
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("output lock poisoned"))?
+                    .write_all(&eve)?;
+                vec![Ok(result)]
             }
-            let mut progress = Some(progress);
-            let handles: Vec<_> = (0..workers)
-                .map(|index| {
-                    let setup = setup(index, workers);
-                    let progress = progress.take();
-                    scope.spawn(move || run_worker(setup, progress))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a scan worker panicked")))
-                })
-                .collect()
-        });
+            None => std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|index| {
+                        let setup = WorkerSetup {
+                            index,
+                            count: workers,
+                            inputs: &opened,
+                            shared_files: &shared_files,
+                            names: &names,
+                            options: &options,
+                            flow_log_options: &flow_log_options,
+                            slot: &slot,
+                            format,
+                            shared: &shared,
+                        };
+                        let progress = progress.take();
+                        scope.spawn(move || run_worker(setup, progress))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a scan worker panicked")))
+                    })
+                    .collect()
+            }),
+        };
 
         let mut stats = RunStats::default();
         let mut table = TableSink::new();
