@@ -2,10 +2,11 @@
 //! collecting records instead of waiting, up to a bound, and then evaluates every
 //! record it held, once, in the order it got them.
 
+mod common;
+
 use linkward_guest::record::Finding;
-use linkward_guest::vocab::{Action, FindingKind, Severity};
 use linkward_host::evaluation::{Backend, Batcher, CollectSink, DEFERRED_BATCHES};
-use linkward_host::subject::{FlowSubject, Subject, empty_chain};
+use linkward_host::subject::Subject;
 use std::sync::Arc;
 
 /// Reports every record; not ready until `ready` is set. Remembers its batch sizes.
@@ -17,17 +18,7 @@ struct LoadsLater {
 impl Backend for LoadsLater {
     fn evaluate_flows(&mut self, _batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
         self.batches.push(records);
-        Ok((0..records as u32)
-            .map(|index| Finding {
-                index,
-                kind: FindingKind::Rule,
-                rule: "every-record".into(),
-                severity: Severity::Info,
-                action: Action::Alert,
-                line: 1,
-                reason: String::new(),
-            })
-            .collect())
+        Ok(common::finding_for_each(records))
     }
     fn evaluate_dns(&mut self, _batch: &[u8], _records: usize) -> Result<Vec<Finding>, String> {
         Ok(Vec::new())
@@ -37,28 +28,6 @@ impl Backend for LoadsLater {
     }
     fn ready(&mut self) -> bool {
         self.ready
-    }
-}
-
-fn flow(n: u16) -> FlowSubject {
-    FlowSubject {
-        src: "10.0.0.1".parse().unwrap(),
-        dst: "10.1.0.1".parse().unwrap(),
-        src_port: n,
-        dst_port: 443,
-        protocol: 6,
-        first_seen_ns: u64::from(n),
-        last_seen_ns: u64::from(n),
-        packets: 1,
-        bytes: 60,
-        resolved_name: None,
-        cname_chain: empty_chain(),
-        sni: None,
-        http_host: None,
-        from_flow_log: false,
-        denied_by_nsg: false,
-        log_rule: None,
-        input: 0,
     }
 }
 
@@ -72,6 +41,19 @@ fn ports(sink: &CollectSink) -> Vec<u16> {
         .collect()
 }
 
+/// Pushes one flow for each source port in `ports`, in order.
+fn push(
+    batcher: &mut Batcher,
+    backend: &mut LoadsLater,
+    sink: &mut CollectSink,
+    ports: std::ops::Range<u16>,
+) {
+    for port in ports {
+        let flow = common::tcp_flow("10.0.0.1", "10.1.0.1", port);
+        batcher.push_flow(flow, backend, sink).unwrap();
+    }
+}
+
 #[test]
 fn records_wait_for_a_backend_that_becomes_ready_and_are_evaluated_in_order() {
     let batch = 4;
@@ -81,15 +63,11 @@ fn records_wait_for_a_backend_that_becomes_ready_and_are_evaluated_in_order() {
     };
     let mut batcher = Batcher::new(batch, false);
     let mut sink = CollectSink::default();
-    for n in 0..10 {
-        batcher.push_flow(flow(n), &mut backend, &mut sink).unwrap();
-    }
+    push(&mut batcher, &mut backend, &mut sink, 0..10);
     assert!(backend.batches.is_empty(), "evaluated while not ready");
     assert_eq!(batcher.pending(), 10);
     backend.ready = true;
-    for n in 10..12 {
-        batcher.push_flow(flow(n), &mut backend, &mut sink).unwrap();
-    }
+    push(&mut batcher, &mut backend, &mut sink, 10..12);
     // The first record after the backend is ready evaluates all that waited.
     assert_eq!(backend.batches, vec![11]);
     batcher.flush(&mut backend, &mut sink).unwrap();
@@ -108,13 +86,14 @@ fn a_backend_that_stays_unready_is_waited_for_once_enough_batches_are_held() {
     let mut batcher = Batcher::new(batch, false);
     let mut sink = CollectSink::default();
     let bound = batch * DEFERRED_BATCHES;
-    for n in 0..bound as u16 - 1 {
-        batcher.push_flow(flow(n), &mut backend, &mut sink).unwrap();
-    }
+    push(&mut batcher, &mut backend, &mut sink, 0..bound as u16 - 1);
     assert!(backend.batches.is_empty());
-    batcher
-        .push_flow(flow(bound as u16 - 1), &mut backend, &mut sink)
-        .unwrap();
+    push(
+        &mut batcher,
+        &mut backend,
+        &mut sink,
+        bound as u16 - 1..bound as u16,
+    );
     assert_eq!(backend.batches, vec![bound]);
     assert_eq!(batcher.pending(), 0);
     assert_eq!(ports(&sink), (0..bound as u16).collect::<Vec<_>>());

@@ -1,6 +1,8 @@
 //! The sandbox through its public interface: real modules compiled from policy source,
 //! and hostile modules written as WAT.
 
+mod common;
+
 use linkward_guest::packed::FlowBatchWriter;
 use linkward_guest::record::{OwnedDnsAnswer, OwnedFlow};
 use linkward_guest::vocab::FindingKind;
@@ -285,29 +287,9 @@ fn foreign_contract_versions_and_imports_are_refused() {
 #[test]
 fn failed_batches_are_reported_fail_closed_or_counted_fail_open() {
     use linkward_host::evaluation::{Batcher, CollectSink, ReportKind, SandboxBackend};
-    use linkward_host::subject::FlowSubject;
-    use std::sync::Arc;
 
     let module = engine().load(&hostile("unreachable")).unwrap();
-    let subject = |port: u16| FlowSubject {
-        src: "10.1.5.9".parse().unwrap(),
-        dst: "20.37.1.10".parse().unwrap(),
-        src_port: port,
-        dst_port: 443,
-        protocol: 6,
-        first_seen_ns: 0,
-        last_seen_ns: 0,
-        packets: 1,
-        bytes: 60,
-        resolved_name: None,
-        cname_chain: Arc::from(Vec::new()),
-        sni: None,
-        http_host: None,
-        from_flow_log: false,
-        denied_by_nsg: false,
-        log_rule: None,
-        input: 0,
-    };
+    let subject = |port: u16| common::tcp_flow("10.1.5.9", "20.37.1.10", port);
     for fail_open in [false, true] {
         let mut backend = SandboxBackend::new(&module);
         let mut sink = CollectSink::default();

@@ -5,9 +5,10 @@
 //! ClientHellos across it, and when the two halves together would overflow the flow
 //! table (then the second half is scanned again).
 
+mod common;
+
 use linkward_capture::CaptureFile;
 use linkward_guest::record::Finding;
-use linkward_guest::vocab::{Action, FindingKind, Severity};
 use linkward_host::evaluation::{Backend, CollectSink};
 use linkward_host::pipeline::{Joined, Pipeline, ScanOptions, SplitFile};
 use linkward_host::track::TrackerConfig;
@@ -19,28 +20,12 @@ use std::sync::Arc;
 /// Reports every record it is given, so the sink sees every record evaluated.
 struct EveryRecord;
 
-impl EveryRecord {
-    fn all(records: usize) -> Vec<Finding> {
-        (0..records as u32)
-            .map(|index| Finding {
-                index,
-                kind: FindingKind::Rule,
-                rule: "every-record".into(),
-                severity: Severity::Info,
-                action: Action::Alert,
-                line: 1,
-                reason: String::new(),
-            })
-            .collect()
-    }
-}
-
 impl Backend for EveryRecord {
     fn evaluate_flows(&mut self, _batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
-        Ok(EveryRecord::all(records))
+        Ok(common::finding_for_each(records))
     }
     fn evaluate_dns(&mut self, _batch: &[u8], records: usize) -> Result<Vec<Finding>, String> {
-        Ok(EveryRecord::all(records))
+        Ok(common::finding_for_each(records))
     }
     fn policy(&self) -> (Arc<str>, Arc<str>) {
         ("every-record".into(), "1".into())
