@@ -99,6 +99,12 @@ pub fn release_end(len: usize, to: usize) -> usize {
 /// in order but reads only a little of each record (the headers of full-size packets)
 /// calls this some records ahead of itself: that stride defeats the hardware
 /// prefetcher, so each record would otherwise be a wait on memory.
+///
+/// The hint is for data used once (non-temporal): the line comes close to the core
+/// without settling in the larger caches, so a stream of 1.5 GB of records does not
+/// push out what is used again and again, the flow table above all (a scan's user
+/// time measured 5-7 % lower than with the plain hint on full-size packets; the same
+/// on 96-byte ones).
 #[inline(always)]
 pub fn prefetch(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -107,7 +113,7 @@ pub fn prefetch(bytes: &[u8], at: usize) {
         // the program, and SSE is part of the x86_64 baseline; the address is inside
         // `bytes` besides.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_NTA }>(
                 std::ptr::from_ref(byte).cast(),
             );
         }
