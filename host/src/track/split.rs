@@ -288,8 +288,9 @@ impl Speculation {
             flow: entry.window,
             packets: entry.packets.wrapping_sub(w.quiet_from.0),
             bytes: entry.bytes.wrapping_sub(w.quiet_from.1),
-            // The entry's latest time: at least its quiet packets', and no later than
-            // any of its packets logged before them, which the replay has already seen.
+            // The entry's latest time: the latest of its quiet packets and of its
+            // packets logged before them. The replay has already seen those, so the
+            // latest time it keeps comes out as if it had seen each quiet packet.
             last_ns: entry.last_ns,
         };
         self.push(Logged::Quiet(quiet));
