@@ -10,7 +10,7 @@ mod common;
 use linkward_capture::CaptureFile;
 use linkward_guest::record::Finding;
 use linkward_host::evaluation::{Backend, CollectSink};
-use linkward_host::pipeline::{Joined, Pipeline, ScanOptions, SplitFile};
+use linkward_host::pipeline::{Joined, Pipeline, ScanOptions, ScanProgress, SplitFile};
 use linkward_host::track::TrackerConfig;
 use linkward_host::track::flows::FlowTableConfig;
 use linkward_synth::{Close, Conversation, Frame, Link, dns_exchange, tls_client_hello};
@@ -400,5 +400,63 @@ fn a_name_that_changes_while_a_flow_across_the_cut_waits_is_scanned_again() {
     assert!(
         reasons.iter().any(|r| r.contains("DNS answer changed")),
         "{reasons:?}"
+    );
+}
+
+#[test]
+fn progress_reports_the_records_read_and_the_offset_reached() {
+    let file = capture(&crossing_frames());
+    let options = options(1 << 20);
+    let offsets = record_offsets(&file);
+    let mut reports = Vec::new();
+    let mut pipeline = Pipeline::new(&options).unwrap();
+    pipeline
+        .scan_file(
+            &file,
+            0,
+            &mut EveryRecord,
+            &mut CollectSink::default(),
+            &mut |at| reports.push(at),
+        )
+        .unwrap();
+    assert_eq!(
+        reports.last(),
+        Some(&ScanProgress {
+            records: offsets.len() as u64,
+            offset: file.len_bytes(),
+        })
+    );
+
+    // The first half ends at the cut; scanning the rest again goes on to the end.
+    let cut = offsets[offsets.len() / 2];
+    let split = SplitFile::at(&file, cut).unwrap();
+    let mut first = Pipeline::new(&options).unwrap();
+    let mut sink = CollectSink::default();
+    let mut reports = Vec::new();
+    let walked = first
+        .scan_first_half(&split, 0, &mut EveryRecord, &mut sink, &mut |at| {
+            reports.push(at)
+        })
+        .unwrap();
+    assert_eq!(reports.last().map(|at| at.offset), Some(cut));
+    let unusable = Err(linkward_host::pipeline::ScanError::WorkerStopped);
+    let joined = first
+        .join_second_half(
+            &split,
+            &walked,
+            unusable,
+            0,
+            &mut EveryRecord,
+            &mut sink,
+            &mut |at| reports.push(at),
+        )
+        .unwrap();
+    assert!(matches!(joined, Joined::Rescanned { .. }), "{joined:?}");
+    assert_eq!(
+        reports.last(),
+        Some(&ScanProgress {
+            records: offsets.len() as u64,
+            offset: file.len_bytes(),
+        })
     );
 }

@@ -10,7 +10,9 @@ use linkward_guest::record::Finding;
 use linkward_guest::vocab::Severity;
 use linkward_host::evaluation::{Backend, FindingSink, Report, TeeSink};
 use linkward_host::flowlogs::{FlowLogOptions, FlowLogReader, is_flow_log_file};
-use linkward_host::pipeline::{Joined, Pipeline, ScanError, ScanOptions, SharedFile, SplitFile};
+use linkward_host::pipeline::{
+    Joined, Pipeline, ScanError, ScanOptions, ScanProgress, SharedFile, SplitFile,
+};
 use linkward_host::report::eve::EveSink;
 use linkward_host::report::stats::RunStats;
 use linkward_host::report::table::TableSink;
@@ -116,7 +118,7 @@ impl Progress {
         }
         self.last = Instant::now();
         let pct = if self.total_bytes > 0 {
-            done_bytes as f64 * 100.0 / self.total_bytes as f64
+            (done_bytes as f64 * 100.0 / self.total_bytes as f64).min(100.0)
         } else {
             0.0
         };
@@ -280,9 +282,9 @@ fn run_worker(
                 Opened::Capture(file) => {
                     let name = file.path().display().to_string();
                     let size = file.len_bytes();
-                    let mut show = |n| {
+                    let mut show = |at: ScanProgress| {
                         if let Some(p) = progress.as_mut() {
-                            p.show(&name, done_bytes, n);
+                            p.show(&name, done_bytes + at.offset, at.records);
                         }
                     };
                     let result = match shared_file {
@@ -469,9 +471,17 @@ fn run_split<'s>(
     let mut watch = SeverityWatch::default();
     let mut errors = Vec::new();
     let name = split.file().path().display().to_string();
-    let mut show = |n| {
+    let (cut, size) = (split.cut(), split.file().len_bytes());
+    let mut show = |at: ScanProgress| {
+        // The halves go at about the same pace, so the first half's share done is
+        // the whole file's; past the cut (scanning the second half again) the offset
+        // is.
+        let done = match at.offset.checked_mul(size) {
+            Some(scaled) if at.offset < cut => scaled / cut.max(1),
+            _ => at.offset,
+        };
         if let Some(p) = progress.as_mut() {
-            p.show(&name, 0, n);
+            p.show(&name, done, at.records);
         }
     };
     let mut sink = worker_sink(setup.format, &mut eve, &mut table, &mut watch);

@@ -43,6 +43,15 @@ impl Default for ScanOptions {
     }
 }
 
+/// How far a scan of a capture file has come, for a progress display.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanProgress {
+    /// Records read so far.
+    pub records: u64,
+    /// The file offset reached.
+    pub offset: u64,
+}
+
 /// Sees every record on its way to the evaluator.
 pub type RecordObserver = Box<dyn FnMut(&Subject) + Send>;
 
@@ -256,14 +265,14 @@ impl Pipeline {
         input: u32,
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<(), ScanError> {
         self.scan_records(&mut file.packets(), 0, input, backend, sink, progress)?;
         Ok(())
     }
 
     /// Feeds the records of a walk until it ends; `progress` gets the records read,
-    /// counted on from `before`, which it also returns.
+    /// counted on from `before` (the count is also returned), and the offset reached.
     fn scan_records(
         &mut self,
         records: &mut Packets<'_>,
@@ -271,10 +280,11 @@ impl Pipeline {
         input: u32,
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<u64, ScanError> {
         let mut n = before;
-        for record in records {
+        // Not a `for` loop: the progress report reads the walk's offset.
+        while let Some(record) = records.next() {
             match record {
                 Ok(p) => self.feed(p.link_type, p.data, p.ts_ns, input, backend, sink)?,
                 Err(e) if e.is_recoverable() => self.count_unreadable_record(),
@@ -282,10 +292,16 @@ impl Pipeline {
             }
             n += 1;
             if n & 0xffff == 0 {
-                progress(n);
+                progress(ScanProgress {
+                    records: n,
+                    offset: Packets::position(records),
+                });
             }
         }
-        progress(n);
+        progress(ScanProgress {
+            records: n,
+            offset: Packets::position(records),
+        });
         Ok(n)
     }
 

@@ -18,7 +18,7 @@
 //! that ends in an error ends every worker at the same segment, after the frames
 //! before the error, as a walk from the start would.
 
-use super::{Pipeline, ScanError, count_decoded, count_filtered, count_skipped};
+use super::{Pipeline, ScanError, ScanProgress, count_decoded, count_filtered, count_skipped};
 use crate::evaluation::{Backend, FindingSink};
 use crate::track::{carries_dns_answer, shard_of};
 use linkward_capture::{CaptureFile, Segment};
@@ -267,7 +267,7 @@ impl Pipeline {
         input: u32,
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<(), ScanError> {
         let (worker, workers) = self.shard;
         if workers != shared.workers {
@@ -293,7 +293,7 @@ impl Pipeline {
         input: u32,
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<(), ScanError> {
         let count = shared.segments.len();
         let workers = usize::try_from(shared.workers).unwrap_or(usize::MAX);
@@ -326,7 +326,10 @@ impl Pipeline {
                     return Ok(());
                 }
                 if worker == 0 {
-                    progress(place.records_before);
+                    progress(ScanProgress {
+                        records: place.records_before,
+                        offset: place.resume_at,
+                    });
                 }
             }
         }

@@ -15,7 +15,7 @@
 //! notes outgrowing their bounds, a read error in the second half), the first worker
 //! scans the second half itself, as one worker would have: slower, never different.
 
-use super::{Pipeline, ScanError, ScanOptions};
+use super::{Pipeline, ScanError, ScanOptions, ScanProgress};
 use crate::evaluation::{Backend, FindingSink};
 use crate::report::stats::RunStats;
 use linkward_capture::CaptureFile;
@@ -108,7 +108,7 @@ impl Pipeline {
         input: u32,
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<FirstHalf, ScanError> {
         let mut packets = split.file.packets_releasing(split.first, split.cut, 1);
         let records = self.scan_records(&mut packets, 0, input, backend, sink, progress)?;
@@ -176,7 +176,7 @@ impl Pipeline {
         input: u32,
         backend: &mut dyn Backend,
         sink: &mut dyn FindingSink,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<Joined, ScanError> {
         if self.shard.1 != 1 {
             return Err(ScanError::ShardMismatch {
