@@ -476,9 +476,11 @@ fn run_split<'s>(
         // The halves go at about the same pace, so the first half's share done is
         // the whole file's; past the cut (scanning the second half again) the offset
         // is.
-        let done = match at.offset.checked_mul(size) {
-            Some(scaled) if at.offset < cut => scaled / cut.max(1),
-            _ => at.offset,
+        let done = if at.offset < cut {
+            let scaled = u128::from(at.offset) * u128::from(size) / u128::from(cut);
+            u64::try_from(scaled).unwrap_or(size)
+        } else {
+            at.offset
         };
         if let Some(p) = progress.as_mut() {
             p.show(&name, done, at.records);
