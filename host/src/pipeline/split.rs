@@ -157,7 +157,11 @@ impl Pipeline {
                 break;
             }
         }
-        pipeline.finish(input, backend, sink)?;
+        // A half that already cannot be used is not finished: finishing evaluates
+        // every flow it still has, for findings that would be thrown away.
+        if failed.is_none() && pipeline.tracker.gave_up().is_none() {
+            pipeline.finish(input, backend, sink)?;
+        }
         if let Some(why) = pipeline.tracker.gave_up() {
             failed.get_or_insert_with(|| why.to_string());
         }

@@ -300,12 +300,15 @@ impl Tracker {
     fn depart(&mut self, mut e: FlowEntry, input: u32) {
         if let Mode::Speculating(s) = &mut self.mode {
             s.log_quiet(&mut e);
-            if let Some(w) = s.window_flow(e.window) {
-                w.departed = Some(e.clone());
-            }
         }
         if !e.evaluated {
             emit(&self.dns, &mut self.mode, &mut self.ready, &e, input);
+        }
+        // A window flow's entry is kept for the stitch: moved, not copied with its names.
+        if let Mode::Speculating(s) = &mut self.mode
+            && let Some(w) = s.window_flow(e.window)
+        {
+            w.departed = Some(e);
         }
     }
 
