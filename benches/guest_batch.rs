@@ -29,12 +29,16 @@
 //! `quiet_native_packed`, `quiet_sandbox_packed`): the price of the sandbox on the
 //! evaluation alone, apart from bringing findings out of it. The difference between
 //! the two runs of each backend is what its findings cost.
+//!
+//! And what loading the module costs a run (`module_load`): `compiled` from its bytes,
+//! as a first run does, and `cached`, mapped from the compiled-module cache an earlier
+//! run left, as every later run does. Both include the checks and self-tests.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use linkward_guest::packed::FlowBatchWriter;
 use linkward_guest::record::{Finding, OwnedFlow, protocol};
 use linkward_guest::{Evaluator, Flow};
-use linkward_host::sandbox::{Limits, PolicyEngine, Sandbox};
+use linkward_host::sandbox::{CodeSource, Limits, PolicyEngine, Sandbox};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -331,12 +335,44 @@ fn published_tags_batch(
     );
 }
 
+fn module_load(c: &mut Criterion) {
+    let (text, examples) = example_policy();
+    let wasm = linkward_policy::compile::compile_source("fabrikam.toml", &text, Some(&examples))
+        .unwrap_or_else(|e| panic!("fabrikam.toml: {e}"))
+        .wasm;
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("cache directory: {e}"));
+    let cached = PolicyEngine::new(Limits {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Limits::default()
+    })
+    .unwrap_or_else(|e| panic!("engine: {e}"));
+    let uncached = PolicyEngine::new(Limits {
+        cache_dir: None,
+        ..Limits::default()
+    })
+    .unwrap_or_else(|e| panic!("engine: {e}"));
+    let load = |engine: &PolicyEngine| {
+        engine
+            .load(black_box(&wasm))
+            .unwrap_or_else(|e| panic!("module: {e}"))
+            .code_source()
+    };
+    // The first load fills the cache; the ones timed below must take the path named.
+    assert_eq!(load(&cached), CodeSource::Compiled);
+    assert_eq!(load(&cached), CodeSource::Cached);
+    assert_eq!(load(&uncached), CodeSource::Compiled);
+    let mut group = c.benchmark_group("module_load");
+    group.bench_function("cached", |b| b.iter(|| load(&cached)));
+    group.bench_function("compiled", |b| b.iter(|| load(&uncached)));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = guest_batch
+    targets = guest_batch, module_load
 }
 criterion_main!(benches);

@@ -6,7 +6,7 @@ mod common;
 use linkward_guest::packed::FlowBatchWriter;
 use linkward_guest::record::{OwnedDnsAnswer, OwnedFlow};
 use linkward_guest::vocab::FindingKind;
-use linkward_host::sandbox::{Limits, PolicyEngine, SandboxError};
+use linkward_host::sandbox::{CodeSource, Limits, MAX_CACHED_MODULES, PolicyEngine, SandboxError};
 use std::time::{Duration, Instant};
 
 const POLICY: &str = r#"
@@ -317,4 +317,124 @@ fn failed_batches_are_reported_fail_closed_or_counted_fail_open() {
             assert_eq!(ports, vec![1, 2, 3, 4, 5]);
         }
     }
+}
+
+/// An engine whose compiled modules are kept in `dir`, as the next run's would be.
+fn engine_caching_in(dir: &std::path::Path) -> PolicyEngine {
+    PolicyEngine::new(Limits {
+        cache_dir: Some(dir.to_path_buf()),
+        ..Limits::default()
+    })
+    .unwrap()
+}
+
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir.join("compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+fn bypass_findings(module: &linkward_host::sandbox::LoadedModule) -> Vec<FindingKind> {
+    let found = module
+        .sandbox()
+        .evaluate_flow_records(&[bypass_flow()])
+        .unwrap();
+    found.iter().map(|f| f.kind).collect()
+}
+
+#[test]
+fn a_module_is_compiled_once_and_then_mapped_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = module_bytes();
+    let first = engine_caching_in(dir.path()).load(&bytes).unwrap();
+    assert_eq!(first.code_source(), CodeSource::Compiled);
+    let entries = cache_entries(dir.path());
+    assert_eq!(entries.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&entries[0]) & 0o777, 0o600);
+        assert_eq!(mode(&dir.path().join("compiled")) & 0o777, 0o700);
+    }
+
+    // The next run (a new engine) maps what the first compiled, and it evaluates alike.
+    let again = engine_caching_in(dir.path()).load(&bytes).unwrap();
+    assert_eq!(again.code_source(), CodeSource::Cached);
+    assert_eq!(again.info(), first.info());
+    assert_eq!(bypass_findings(&again), bypass_findings(&first));
+    assert!(!bypass_findings(&again).is_empty());
+
+    // Another module is another entry; no cache directory, no entry.
+    let other = hostile("(i32.const 1024)");
+    let engine = engine_caching_in(dir.path());
+    assert_eq!(
+        engine.load(&other).unwrap().code_source(),
+        CodeSource::Compiled
+    );
+    assert_eq!(cache_entries(dir.path()).len(), 2);
+    let uncached = PolicyEngine::new(Limits {
+        cache_dir: None,
+        ..Limits::default()
+    })
+    .unwrap();
+    assert_eq!(
+        uncached.load(&bytes).unwrap().code_source(),
+        CodeSource::Compiled
+    );
+}
+
+#[test]
+fn a_damaged_or_writable_entry_is_compiled_again_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = hostile("(i32.const 1024)");
+    let load = || engine_caching_in(dir.path()).load(&bytes).unwrap();
+    assert_eq!(load().code_source(), CodeSource::Compiled);
+    let entry = cache_entries(dir.path()).remove(0);
+
+    // Cut short, then garbage: compiled again, and the entry written anew.
+    let whole = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &whole[..whole.len() / 2]).unwrap();
+    assert_eq!(load().code_source(), CodeSource::Compiled);
+    assert_eq!(load().code_source(), CodeSource::Cached);
+    std::fs::write(&entry, b"\x7fELF but not wasmtime's").unwrap();
+    assert_eq!(load().code_source(), CodeSource::Compiled);
+    assert_eq!(std::fs::read(&entry).unwrap(), whole);
+
+    // An entry others may write to is not trusted.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(load().code_source(), CodeSource::Compiled);
+        assert_eq!(load().code_source(), CodeSource::Cached);
+        let dir_mode = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(dir.path().join("compiled"), dir_mode).unwrap();
+        assert_eq!(load().code_source(), CodeSource::Compiled);
+    }
+}
+
+#[test]
+fn the_cache_drops_the_least_recently_used_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_caching_in(dir.path());
+    let modules: Vec<Vec<u8>> = (0..=MAX_CACHED_MODULES)
+        .map(|i| hostile(&format!("(drop (i32.const {i})) (i32.const 1024)")))
+        .collect();
+    let load = |i: usize| engine.load(&modules[i]).unwrap().code_source();
+    for i in 0..MAX_CACHED_MODULES {
+        assert_eq!(load(i), CodeSource::Compiled, "module {i}");
+    }
+    assert_eq!(cache_entries(dir.path()).len(), MAX_CACHED_MODULES);
+    // Module 0 is used again, so module 1 is now the least recently used.
+    assert_eq!(load(0), CodeSource::Cached);
+    assert_eq!(load(MAX_CACHED_MODULES), CodeSource::Compiled);
+    assert_eq!(cache_entries(dir.path()).len(), MAX_CACHED_MODULES);
+    assert_eq!(load(0), CodeSource::Cached);
+    assert_eq!(load(2), CodeSource::Cached);
+    assert_eq!(load(1), CodeSource::Compiled);
 }

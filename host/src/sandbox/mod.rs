@@ -10,6 +10,11 @@
 //!   trap, a timeout, memory exhaustion or a malformed answer costs only the batch being
 //!   evaluated: the error is returned and the next call gets a fresh instance.
 
+#[allow(unsafe_code)]
+mod cache;
+
+pub use cache::{CodeSource, MAX_ENTRIES as MAX_CACHED_MODULES};
+
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -138,6 +143,7 @@ pub struct PolicyEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     limits: Limits,
+    cache: Option<cache::CompiledCache>,
 }
 
 /// Set (to anything) in the environment to have the engine describe compiled module
@@ -166,16 +172,13 @@ impl PolicyEngine {
         if std::env::var_os(PERFMAP_VARIABLE).is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         // A cache that cannot be set up (read-only home, odd permissions) only costs
         // compile time, so it is skipped rather than fatal.
-        if let Some(dir) = &limits.cache_dir {
-            let mut cache_config = wasmtime::CacheConfig::new();
-            cache_config.with_directory(dir.join("wasmtime"));
-            if let Ok(cache) = wasmtime::Cache::new(cache_config) {
-                config.cache(Some(cache));
-            }
-        }
-        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let cache = limits
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| cache::CompiledCache::open(dir, &engine));
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("linkward-epoch".into())
@@ -192,6 +195,7 @@ impl PolicyEngine {
             engine,
             linker: Arc::new(linker),
             limits,
+            cache,
         })
     }
 
@@ -201,8 +205,11 @@ impl PolicyEngine {
 
     /// Compiles and checks a module: contract version, no imports, and its self-tests.
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedModule, SandboxError> {
-        let component = Component::new(&self.engine, wasm)
-            .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        let (component, code_source) = match &self.cache {
+            Some(cache) => cache.component(&self.engine, wasm),
+            None => Component::new(&self.engine, wasm).map(|c| (c, CodeSource::Compiled)),
+        }
+        .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
         let ty = component.component_type();
         if let Some((name, _)) = ty.imports(&self.engine).next() {
             return Err(SandboxError::HasImports(name.to_string()));
@@ -234,6 +241,7 @@ impl PolicyEngine {
                 pre,
                 engine: self.clone(),
                 info: None,
+                code_source,
             }),
         };
         let mut sandbox = module.sandbox();
@@ -276,6 +284,7 @@ struct ModuleInner {
     pre: PolicyModulePre<HostState>,
     engine: PolicyEngine,
     info: Option<ModuleInfo>,
+    code_source: CodeSource,
 }
 
 /// A compiled and checked policy module. Clone it to share it between workers.
@@ -293,6 +302,11 @@ impl LoadedModule {
     /// The policy version, or "unknown" for a module that did not say.
     pub fn version(&self) -> &str {
         self.info().map_or("unknown", |i| i.policy_version.as_str())
+    }
+
+    /// Whether its machine code was compiled by this process or mapped from the cache.
+    pub fn code_source(&self) -> CodeSource {
+        self.inner.code_source
     }
 
     pub fn policy_name(&self) -> &str {
