@@ -202,14 +202,11 @@ fn subject_of(flow: &AggregatedFlow, input: u32) -> FlowSubject {
         bytes: flow.bytes_sent + flow.bytes_received,
         resolved_name: flow.name.clone(),
         cname_chain: crate::subject::empty_chain(),
-        sni: flow
-            .sni
-            .as_deref()
-            .map(|s| s.to_ascii_lowercase().into_boxed_str()),
+        sni: flow.sni.as_deref().map(|s| s.to_ascii_lowercase().into()),
         http_host: flow
             .http_host
             .as_deref()
-            .map(|s| s.to_ascii_lowercase().into_boxed_str()),
+            .map(|s| s.to_ascii_lowercase().into()),
         // JSON-lines records with names are as good as packets for the checks.
         from_flow_log: flow.name.is_none() && flow.sni.is_none() && flow.http_host.is_none(),
         denied_by_nsg: flow.denied,

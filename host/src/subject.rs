@@ -29,8 +29,8 @@ pub struct FlowSubject {
     /// The name the client resolved for `dst`, and its CNAME chain.
     pub resolved_name: Option<Arc<str>>,
     pub cname_chain: Arc<[Box<str>]>,
-    pub sni: Option<Box<str>>,
-    pub http_host: Option<Box<str>>,
+    pub sni: Option<Arc<str>>,
+    pub http_host: Option<Arc<str>>,
     pub from_flow_log: bool,
     pub denied_by_nsg: bool,
     /// For flow-log input: the NSG or VNet rule that logged the flow.

@@ -8,6 +8,7 @@
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Direction-free flow key: the lower (address, port) end first. Addresses are kept
 /// as 128-bit numbers (IPv4 mapped into IPv6), which compare and hash in a few
@@ -94,8 +95,8 @@ pub struct FlowEntry {
     pub server_port: u16,
     pub first_ns: u64,
     seq: u64,
-    pub sni: Option<Box<str>>,
-    pub http_host: Option<Box<str>>,
+    pub sni: Option<Arc<str>>,
+    pub http_host: Option<Arc<str>>,
     /// A ClientHello that spans segments, kept until it is complete (bounded).
     pub hello_buffer: Option<Vec<u8>>,
 }
@@ -172,6 +173,8 @@ impl Default for FlowTableConfig {
 #[derive(Clone)]
 pub struct FlowTable {
     map: FxHashMap<FlowKey, FlowEntry>,
+    /// While a change may still be taken back (see [`FlowTable::begin_journal`]).
+    journal: Option<Box<Journal>>,
     order: VecDeque<(FlowKey, u64)>,
     next_seq: u64,
     config: FlowTableConfig,
@@ -185,10 +188,56 @@ pub struct FlowTable {
     pub timed_out: u64,
 }
 
+/// What a journaled table was before its change: each entry as it was when the change
+/// first touched it (`None`: it was not there), and the rest of the table's state.
+#[derive(Clone)]
+struct Journal {
+    saved: FxHashMap<FlowKey, Option<FlowEntry>>,
+    /// Entries of which only the counters and closing flags changed, with those as they
+    /// were (see [`FlowTable::get_mut_counts`]), in the order saved.
+    counts: Vec<(FlowKey, Counts)>,
+    /// The table without its entries: its queue, counters and clocks.
+    rest: FlowTable,
+}
+
+/// What [`FlowTable::get_mut_counts`] may change of an entry.
+#[derive(Clone, Copy)]
+struct Counts {
+    last_ns: u64,
+    packets: u64,
+    bytes: u64,
+    client_fin: bool,
+    server_fin: bool,
+    reset: bool,
+}
+
+impl Counts {
+    fn of(e: &FlowEntry) -> Counts {
+        Counts {
+            last_ns: e.last_ns,
+            packets: e.packets,
+            bytes: e.bytes,
+            client_fin: e.client_fin,
+            server_fin: e.server_fin,
+            reset: e.reset,
+        }
+    }
+
+    fn restore(self, e: &mut FlowEntry) {
+        e.last_ns = self.last_ns;
+        e.packets = self.packets;
+        e.bytes = self.bytes;
+        e.client_fin = self.client_fin;
+        e.server_fin = self.server_fin;
+        e.reset = self.reset;
+    }
+}
+
 impl FlowTable {
     pub fn new(config: FlowTableConfig) -> FlowTable {
         FlowTable {
             map: FxHashMap::default(),
+            journal: None,
             order: VecDeque::new(),
             next_seq: 0,
             config,
@@ -209,8 +258,95 @@ impl FlowTable {
         self.map.is_empty()
     }
 
+    #[inline]
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
+        if self.journal.is_some() {
+            self.save(key);
+        }
         self.map.get_mut(key)
+    }
+
+    /// Starts a change that [`roll_back`](FlowTable::roll_back) can take back: from
+    /// now on, the first time an entry is looked up to be changed, inserted or removed,
+    /// the journal keeps it as it was. What a change touches costs a copy; the rest of
+    /// the table costs nothing, where copying the table up front costs every entry.
+    pub fn begin_journal(&mut self) {
+        self.journal = Some(Box::new(Journal {
+            saved: FxHashMap::default(),
+            counts: Vec::new(),
+            rest: FlowTable {
+                map: FxHashMap::default(),
+                journal: None,
+                order: self.order.clone(),
+                config: self.config.clone(),
+                ..*self
+            },
+        }));
+    }
+
+    /// Keeps the change made since [`begin_journal`](FlowTable::begin_journal).
+    pub fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Puts the table back as it was at [`begin_journal`](FlowTable::begin_journal).
+    pub fn roll_back(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        let Journal {
+            saved,
+            counts,
+            rest,
+        } = *journal;
+        *self = FlowTable {
+            map: std::mem::take(&mut self.map),
+            ..rest
+        };
+        // Whole entries first: one saved whole after its counts changed holds those
+        // changed counts, which the counts saved before put back.
+        for (key, entry) in saved {
+            match entry {
+                Some(entry) => {
+                    self.map.insert(key, entry);
+                }
+                None => {
+                    self.map.remove(&key);
+                }
+            }
+        }
+        for (key, counts) in counts.into_iter().rev() {
+            if let Some(e) = self.map.get_mut(&key) {
+                counts.restore(e);
+            }
+        }
+    }
+
+    /// [`get_mut`](FlowTable::get_mut) for a change of the entry's counters, latest
+    /// time and closing flags only, which is all a journal then keeps of it: a copy of
+    /// the whole entry reads its names, a cache miss each on a table the change
+    /// otherwise leaves alone.
+    pub fn get_mut_counts(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
+        let e = self.map.get_mut(key)?;
+        if let Some(journal) = &mut self.journal
+            && !journal.saved.contains_key(key)
+        {
+            journal.counts.push((*key, Counts::of(e)));
+        }
+        Some(e)
+    }
+
+    /// Keeps `key`'s entry as it is now in the journal, unless it already has it.
+    #[cold]
+    #[inline(never)]
+    fn save(&mut self, key: &FlowKey) {
+        if let Some(journal) = &mut self.journal {
+            let map = &self.map;
+            journal
+                .saved
+                .entry(*key)
+                .or_insert_with(|| map.get(key).cloned());
+        }
     }
 
     pub fn get(&self, key: &FlowKey) -> Option<&FlowEntry> {
@@ -278,11 +414,14 @@ impl FlowTable {
                 break;
             };
             if self.map.get(&old).is_some_and(|e| e.seq == seq)
-                && let Some(e) = self.map.remove(&old)
+                && let Some(e) = self.remove(&old)
             {
                 self.evicted += 1;
                 departed(e, Departure::Evicted);
             }
+        }
+        if self.journal.is_some() {
+            self.save(&key);
         }
         entry.seq = self.next_seq;
         self.next_seq += 1;
@@ -294,6 +433,9 @@ impl FlowTable {
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<FlowEntry> {
+        if self.journal.is_some() {
+            self.save(key);
+        }
         self.map.remove(key)
     }
 
@@ -338,7 +480,7 @@ impl FlowTable {
             .map(|(k, _)| *k)
             .collect();
         for key in expired {
-            if let Some(e) = self.map.remove(&key) {
+            if let Some(e) = self.remove(&key) {
                 self.timed_out += 1;
                 departed(e, Departure::IdleTimeout);
             }
@@ -349,13 +491,16 @@ impl FlowTable {
     pub fn drain(&mut self, departed: &mut impl FnMut(FlowEntry, Departure)) {
         while let Some((key, seq)) = self.order.pop_front() {
             if self.map.get(&key).is_some_and(|e| e.seq == seq)
-                && let Some(e) = self.map.remove(&key)
+                && let Some(e) = self.remove(&key)
             {
                 departed(e, Departure::EndOfInput);
             }
         }
-        for (_, e) in self.map.drain() {
-            departed(e, Departure::EndOfInput);
+        let rest: Vec<FlowKey> = self.map.keys().copied().collect();
+        for key in rest {
+            if let Some(e) = self.remove(&key) {
+                departed(e, Departure::EndOfInput);
+            }
         }
     }
 }
@@ -404,5 +549,91 @@ mod tests {
             vec![(2, Departure::IdleTimeout), (3, Departure::IdleTimeout)]
         );
         assert_eq!((table.evicted, table.timed_out, table.len()), (1, 2, 0));
+    }
+
+    /// Every way a table changes, taken back: the table is then the one it was, down
+    /// to which flow is evicted next.
+    #[test]
+    fn a_rolled_back_change_leaves_the_table_as_it_was() {
+        let config = FlowTableConfig {
+            max_flows: 3,
+            tcp_idle_secs: 10,
+            udp_idle_secs: 10,
+        };
+        let key = |port| FlowKey::new(ip("10.0.0.1"), port, ip("10.0.0.2"), 80, 6);
+        let entry = |port, ns| FlowEntry::new((ip("10.0.0.1"), port), (ip("10.0.0.2"), 80), 6, ns);
+        let mut table = FlowTable::new(config);
+        let mut gone = Vec::new();
+        for port in 1..=2u16 {
+            table.insert(key(port), entry(port, 0), &mut |e, why| {
+                gone.push((e.client_port, why))
+            });
+        }
+        table.get_mut(&key(1)).unwrap().packets = 7;
+        let before = table.clone();
+        let contents = |t: &FlowTable| {
+            let mut v: Vec<_> = t
+                .map
+                .values()
+                .map(|e| (e.client_port, e.packets, e.last_ns, e.reset, e.client_fin))
+                .collect();
+            v.sort();
+            (
+                v,
+                t.created,
+                t.evicted,
+                t.timed_out,
+                t.peak,
+                t.last_sweep_ns,
+            )
+        };
+
+        table.begin_journal();
+        // Counts changed, then the whole entry, or the entry removed.
+        for port in 1..=2u16 {
+            let e = table.get_mut_counts(&key(port)).unwrap();
+            (e.packets, e.last_ns, e.reset, e.client_fin) = (50, 9, true, true);
+        }
+        table.get_mut(&key(1)).unwrap().packets = 99;
+        table.remove(&key(2));
+        for port in 3..=6u16 {
+            table.insert(key(port), entry(port, 1), &mut |e, why| {
+                gone.push((e.client_port, why))
+            });
+        }
+        table.sweep(30_000_000_000, &mut |e, why| {
+            gone.push((e.client_port, why))
+        });
+        assert!(table.is_empty() && table.evicted > 0 && table.timed_out > 0);
+        table.roll_back();
+        assert_eq!(contents(&table), contents(&before));
+
+        // Both evict in the same order from here on.
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut before = before;
+        for port in 10..=12u16 {
+            table.insert(key(port), entry(port, 2), &mut |e, _| a.push(e.client_port));
+            before.insert(key(port), entry(port, 2), &mut |e, _| b.push(e.client_port));
+        }
+        assert_eq!(a, b);
+        assert_eq!(a, vec![1, 2]);
+
+        // A kept change stays.
+        table.begin_journal();
+        table.get_mut(&key(12)).unwrap().packets = 5;
+        table.commit();
+        table.roll_back();
+        assert_eq!(table.get(&key(12)).unwrap().packets, 5);
+
+        // Counts alone, changed twice, come back as they were.
+        table.begin_journal();
+        for packets in [1000, 2000] {
+            let e = table.get_mut_counts(&key(12)).unwrap();
+            (e.packets, e.client_fin) = (packets, true);
+        }
+        table.roll_back();
+        let e = table.get(&key(12)).unwrap();
+        assert_eq!((e.packets, e.client_fin), (5, false));
     }
 }

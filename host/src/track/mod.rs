@@ -466,7 +466,7 @@ fn identify(
     };
     match client_hello_sni(data) {
         SniResult::Found(name) => {
-            entry.sni = Some(name.to_ascii_lowercase().into_boxed_str());
+            entry.sni = Some(name.to_ascii_lowercase().into());
             *sni_seen += 1;
             true
         }
@@ -477,7 +477,7 @@ fn identify(
         SniResult::Incomplete { .. } | SniResult::NoSni => true,
         SniResult::NotClientHello => {
             if let Some(host) = linkward_decode::http::request_host(data) {
-                entry.http_host = Some(host.to_ascii_lowercase().into_boxed_str());
+                entry.http_host = Some(host.to_ascii_lowercase().into());
                 *hosts_seen += 1;
             }
             true
