@@ -119,9 +119,10 @@ impl CompiledCache {
         // their name by an atomic rename, so they are never seen half-written and are
         // replaced rather than changed; the name covers wasmtime's compatibility hash
         // and the host's version, and wasmtime checks its own version and settings in
-        // the file again. The directory and the file are writable by their owner
-        // alone (checked above); whoever can write to them could as well change what
-        // the user runs, the trust wasmtime's built-in cache places in its directory.
+        // the file again. The file (checked here) and the directory (checked when the
+        // cache was opened) are writable by their owner alone; whoever can write to
+        // them could as well change what the user runs, the trust wasmtime's built-in
+        // cache places in its directory.
         let component = unsafe { Component::deserialize_file(engine, path) }.ok()?;
         // Recently used entries are the last to go (see `evict`).
         if let Ok(file) = fs::File::open(path) {

@@ -270,7 +270,7 @@ impl FlowTable {
     /// now on, the first time an entry is looked up to be changed, inserted or removed,
     /// the journal keeps it as it was. What a change touches costs a copy; the rest of
     /// the table costs nothing, where copying the table up front costs every entry.
-    pub fn begin_journal(&mut self) {
+    pub(crate) fn begin_journal(&mut self) {
         self.journal = Some(Box::new(Journal {
             saved: FxHashMap::default(),
             counts: Vec::new(),
@@ -285,12 +285,12 @@ impl FlowTable {
     }
 
     /// Keeps the change made since [`begin_journal`](FlowTable::begin_journal).
-    pub fn commit(&mut self) {
+    pub(crate) fn commit(&mut self) {
         self.journal = None;
     }
 
     /// Puts the table back as it was at [`begin_journal`](FlowTable::begin_journal).
-    pub fn roll_back(&mut self) {
+    pub(crate) fn roll_back(&mut self) {
         let Some(journal) = self.journal.take() else {
             return;
         };
@@ -326,7 +326,7 @@ impl FlowTable {
     /// time and closing flags only, which is all a journal then keeps of it: a copy of
     /// the whole entry reads its names, a cache miss each on a table the change
     /// otherwise leaves alone.
-    pub fn get_mut_counts(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
+    pub(crate) fn get_mut_counts(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
         let e = self.map.get_mut(key)?;
         if let Some(journal) = &mut self.journal
             && !journal.saved.contains_key(key)
