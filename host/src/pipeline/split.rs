@@ -22,10 +22,12 @@ use linkward_capture::CaptureFile;
 use linkward_decode::{LinkType, decode_stateless};
 
 /// The first half's share of the file, in thousandths. Both halves start at once (the
-/// module loads beside them) and cost about the same per packet; the first worker
-/// also joins the halves, a fixed cost. A share tuned to the capture measured can beat
-/// the middle by a few percent, but only at that file size: the middle is right for
-/// any.
+/// module loads beside them). What each half costs depends on the capture: where its
+/// connections start, and how many span the cut (their setups and records fall to the
+/// first half). On the benchmark capture, where every session starts in the first
+/// half, a cut at 47 % measured about 10 % faster, and would cost a capture whose
+/// halves are alike about 3 %. The middle bets on neither shape (benches/README.md,
+/// "The join without a copy").
 const FIRST_HALF_PERMILLE: u64 = 500;
 /// Smallest file worth splitting.
 const MIN_SPLIT_BYTES: u64 = 1 << 20;

@@ -376,6 +376,11 @@ impl Speculation {
     }
 }
 
+/// Whether window flow `flow` is marked in `flags` (one per window flow).
+fn marked(flags: &[bool], flow: u32) -> bool {
+    flags.get(flow as usize).copied().unwrap_or(false)
+}
+
 impl LoggedPacket {
     const OTHER: u8 = 0;
     const TCP: u8 = 1;
@@ -552,14 +557,13 @@ impl super::Tracker {
             }
         };
         self.flows.commit();
-        let is_spanning = |flow: u32| spanning.get(flow as usize).copied().unwrap_or(false);
 
         // The replay stands: take over the second half's counts and records, less
         // those of the flows it replayed, after the records this tracker had ready.
         let mut ready = ready_before;
         ready.append(&mut self.ready);
         for held in notes.held {
-            if held.flow != NOT_IN_WINDOW && is_spanning(held.flow) {
+            if held.flow != NOT_IN_WINDOW && marked(&spanning, held.flow) {
                 continue;
             }
             let mut subject = held.subject;
@@ -615,12 +619,10 @@ impl super::Tracker {
             .iter()
             .map(|w| self.flows.contains(&w.key))
             .collect();
-        let is_spanning = |flow: u32| spanning.get(flow as usize).copied().unwrap_or(false);
         let evicted_before = self.flows.evicted;
         let merged = self.merge_quiet_flows(notes, &spanning);
         let mut sweeps = notes.sweeps.iter().peekable();
-        let replayed =
-            |flow: u32| is_spanning(flow) && !merged.get(flow as usize).copied().unwrap_or(false);
+        let replayed = |flow: u32| marked(&spanning, flow) && !marked(&merged, flow);
         for logged in notes.logged.iter().filter(|l| replayed(l.flow())) {
             while let Some(&&(at, now_ns)) = sweeps.peek() {
                 if at >= logged.position() {
